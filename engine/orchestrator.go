@@ -1,0 +1,477 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// ModelExtractive is the model name reported by the zero-configuration
+// responder, which quotes passages instead of running a language model.
+const ModelExtractive = "extractive"
+
+// Config tunes the engine. The zero value gets defaults from New.
+type Config struct {
+	MaxMessageBytes int           // inbound message limit; default 16 KiB
+	HistoryTokens   int           // token budget of the history sent to the model; default 4000
+	HistoryTurns    int           // turns loaded before trimming; default 40
+	RetrievalLimit  int           // passages per turn unless the assistant says; default 5
+	StallTimeout    time.Duration // no stream event for this long ends the answer; default 45s
+	TurnTimeout     time.Duration // a whole turn's limit; default 3m
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if c.HistoryTokens == 0 {
+		c.HistoryTokens = 4000
+	}
+	if c.HistoryTurns == 0 {
+		c.HistoryTurns = 40
+	}
+	if c.RetrievalLimit == 0 {
+		c.RetrievalLimit = 5
+	}
+	if c.StallTimeout == 0 {
+		c.StallTimeout = 45 * time.Second
+	}
+	if c.TurnTimeout == 0 {
+		c.TurnTimeout = 3 * time.Minute
+	}
+}
+
+// Validate reports the first invalid setting.
+func (c Config) Validate() error {
+	switch {
+	case c.MaxMessageBytes < 0:
+		return Errorf(EINVALID, "engine: max message bytes must not be negative")
+	case c.HistoryTokens < 0 || c.HistoryTurns < 0 || c.RetrievalLimit < 0:
+		return Errorf(EINVALID, "engine: history and retrieval limits must not be negative")
+	case c.StallTimeout < 0 || c.TurnTimeout < 0:
+		return Errorf(EINVALID, "engine: timeouts must not be negative")
+	}
+	return nil
+}
+
+// Deps are the engine's collaborators. Retriever is optional.
+type Deps struct {
+	Assistants    AssistantStore
+	Conversations ConversationStore
+	Traces        TraceStore
+	Model         LanguageModel
+	Retriever     Retriever
+	Logger        *slog.Logger
+}
+
+// Engine answers messages.
+type Engine struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+}
+
+// New returns an engine, or an error naming the missing dependency or bad setting.
+func New(cfg Config, deps Deps) (*Engine, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Assistants == nil || deps.Conversations == nil || deps.Traces == nil || deps.Model == nil {
+		return nil, Errorf(EINVALID, "engine: assistants, conversations, traces and model are required")
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{cfg: cfg, deps: deps, log: log.With("component", "engine")}, nil
+}
+
+// MaxMessageBytes is the configured inbound message limit.
+func (e *Engine) MaxMessageBytes() int { return e.cfg.MaxMessageBytes }
+
+// turn carries one Handle call's state.
+type turn struct {
+	msg       Message
+	replier   Replier
+	trace     *Trace
+	assistant *Assistant
+	conv      *Conversation
+	passages  []Passage
+}
+
+// Handle answers msg through r: it resolves the assistant, loads the thread's
+// conversation, retrieves passages, streams the model's answer and records a
+// trace. r.Finish is called exactly once, with the answer or with a notice
+// saying why there is none, so the user never meets silence. The error is
+// non-nil when the turn was rejected or failed; its code says why
+// (EINVALID, ETOOLARGE, ENOTFOUND, EUNAVAILABLE, ETIMEOUT, EINTERNAL).
+func (e *Engine) Handle(ctx context.Context, msg Message, r Replier) (*Answer, error) {
+	now := time.Now()
+	t := &turn{msg: msg, replier: r, trace: &Trace{
+		ID:        NewID(),
+		EventID:   msg.ID,
+		Platform:  msg.Thread.Channel.Platform,
+		ChannelID: msg.Thread.Channel.ID,
+		UserID:    msg.User.ID,
+		StartedAt: now,
+		Passages:  []PassageRef{},
+	}}
+	if !msg.ReceivedAt.IsZero() && msg.ReceivedAt.Before(now) {
+		t.trace.StartedAt = msg.ReceivedAt
+		t.trace.AddStep(TraceStep{Name: StepReceived, StartedAt: msg.ReceivedAt, Duration: now.Sub(msg.ReceivedAt)})
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.TurnTimeout)
+	defer cancel()
+
+	if err := ValidateText(msg.Text, e.cfg.MaxMessageBytes); err != nil {
+		return e.finish(ctx, t, Answer{Outcome: OutcomeRejected, Notice: ErrorMessage(err)}, err)
+	}
+	if err := e.resolve(ctx, t); err != nil {
+		return e.finish(ctx, t, Answer{Outcome: outcomeOf(err), Notice: ErrorMessage(err)}, err)
+	}
+
+	done := t.trace.Step(StepHistory)
+	history, err := e.deps.Conversations.Turns(ctx, t.conv.ID, e.cfg.HistoryTurns)
+	if err == nil {
+		history = TrimHistory(history, e.cfg.HistoryTokens)
+		err = e.deps.Conversations.AddTurn(ctx, &Turn{
+			ConversationID: t.conv.ID, Role: TurnUser, UserID: msg.User.ID, UserName: msg.User.Name,
+			Content: msg.Text, EventID: msg.ID, TraceID: t.trace.ID,
+		})
+	}
+	done(fmt.Sprintf("%d turns", len(history)), err)
+	if err != nil {
+		err = WrapError(EUNAVAILABLE, err, "Your message could not be saved, so it was not answered; please try again in a minute.")
+		return e.finish(ctx, t, Answer{Outcome: OutcomeFailed, Notice: ErrorMessage(err)}, err)
+	}
+
+	e.retrieve(ctx, t)
+	return e.answer(ctx, t, history)
+}
+
+// resolve finds the assistant and the conversation of the turn.
+func (e *Engine) resolve(ctx context.Context, t *turn) error {
+	done := t.trace.Step(StepAssistant)
+	err := e.resolveAssistant(ctx, t)
+	detail := ""
+	if t.assistant != nil {
+		detail = t.assistant.Name
+		t.trace.AssistantID, t.trace.AssistantName = t.assistant.ID, t.assistant.Name
+	}
+	done(detail, err)
+	return err
+}
+
+func (e *Engine) resolveAssistant(ctx context.Context, t *turn) error {
+	msg := t.msg
+	if msg.ConversationID != "" {
+		conv, err := e.deps.Conversations.ConversationByID(ctx, msg.ConversationID)
+		if err != nil {
+			if IsNotFound(err) {
+				return Errorf(ENOTFOUND, "Conversation %q does not exist: leave conversation_id out to start a new one.", msg.ConversationID)
+			}
+			return WrapError(EUNAVAILABLE, err, "The conversation could not be loaded; please try again in a minute.")
+		}
+		t.conv = conv
+		if msg.Assistant == "" {
+			a, err := e.deps.Assistants.AssistantByID(ctx, conv.AssistantID)
+			if err != nil {
+				return WrapError(ENOTFOUND, err, "The assistant of this conversation no longer exists: start a new conversation.")
+			}
+			t.assistant = a
+			t.trace.ConversationID = conv.ID
+			return nil
+		}
+	}
+	all, err := e.deps.Assistants.ListAssistants(ctx)
+	if err != nil {
+		return WrapError(EUNAVAILABLE, err, "The assistants could not be loaded; please try again in a minute.")
+	}
+	a, err := ResolveAssistant(all, msg.Thread.Channel, msg.Assistant)
+	if err != nil {
+		return err
+	}
+	t.assistant = a
+	if t.conv != nil {
+		if t.conv.AssistantID != a.ID {
+			return Errorf(EINVALID, "Conversation %q belongs to another assistant: leave the assistant out, or leave conversation_id out to start a new conversation.", t.conv.ID)
+		}
+		t.trace.ConversationID = t.conv.ID
+		return nil
+	}
+	threadID := msg.Thread.ID
+	if threadID == "" {
+		threadID = NewID()
+	}
+	conv := &Conversation{
+		AssistantID: a.ID, Platform: msg.Thread.Channel.Platform, ChannelID: msg.Thread.Channel.ID,
+		ThreadID: threadID, UserID: msg.User.ID, Title: titleOf(msg.Text),
+	}
+	if err := e.deps.Conversations.EnsureConversation(ctx, conv); err != nil {
+		return WrapError(EUNAVAILABLE, err, "The conversation could not be saved; please try again in a minute.")
+	}
+	t.conv = conv
+	t.trace.ConversationID = conv.ID
+	return nil
+}
+
+// retrieve searches the assistant's knowledge bases. A failed search is
+// recorded and the turn goes on without passages.
+func (e *Engine) retrieve(ctx context.Context, t *turn) {
+	a := t.assistant
+	if len(a.KnowledgeBases) == 0 || e.deps.Retriever == nil {
+		return
+	}
+	if s, ok := t.replier.(StatusReporter); ok {
+		if err := s.Status(ctx, "Searching the knowledge base…"); err != nil {
+			e.log.WarnContext(ctx, "show status", "trace_id", t.trace.ID, "error", err)
+		}
+	}
+	limit := a.Retrieval.Limit
+	if limit == 0 {
+		limit = e.cfg.RetrievalLimit
+	}
+	done := t.trace.Step(StepRetrieval)
+	passages, err := e.deps.Retriever.Retrieve(ctx, RetrievalRequest{
+		Query: t.msg.Text, KnowledgeBases: a.KnowledgeBases, Limit: limit, MinScore: a.Retrieval.MinScore,
+	})
+	done(fmt.Sprintf("%d passages from %s", len(passages), strings.Join(a.KnowledgeBases, ", ")), err)
+	if err != nil {
+		e.log.WarnContext(ctx, "retrieve passages", "trace_id", t.trace.ID, "assistant", a.Name, "error", err)
+		return
+	}
+	t.passages = passages
+	for _, p := range passages {
+		t.trace.Passages = append(t.trace.Passages, PassageRef{ID: p.ID, KnowledgeBase: p.KnowledgeBase, Document: p.Document, Title: p.Title, Score: p.Score})
+	}
+}
+
+// answer runs the model and streams its answer to the replier.
+func (e *Engine) answer(ctx context.Context, t *turn, history []*Turn) (*Answer, error) {
+	a := t.assistant
+	system, err := renderSystemPrompt(a, t.passages)
+	if err != nil {
+		return e.finish(ctx, t, Answer{Outcome: OutcomeFailed, Notice: ErrorMessage(err)}, err)
+	}
+	msgs := make([]ChatMessage, 0, len(history)+2)
+	msgs = append(msgs, ChatMessage{Role: RoleSystem, Content: system})
+	for _, h := range history {
+		role := RoleUser
+		if h.Role == TurnAssistant {
+			role = RoleAssistant
+		}
+		msgs = append(msgs, ChatMessage{Role: role, Content: h.Content})
+	}
+	msgs = append(msgs, ChatMessage{Role: RoleUser, Content: t.msg.Text})
+	req := ChatRequest{
+		Model: a.Model, Messages: msgs, Temperature: a.Temperature, MaxTokens: a.MaxOutputTokens,
+		Question: t.msg.Text, Passages: t.passages,
+	}
+	t.trace.Model = a.Model
+	if t.trace.Model == "" {
+		if n, ok := e.deps.Model.(ModelNamer); ok {
+			t.trace.Model = n.DefaultModel()
+		}
+	}
+	for _, m := range msgs {
+		t.trace.TokensIn += EstimateTokens(m.Content)
+	}
+
+	done := t.trace.Step(StepModel)
+	text, usage, model, err := e.stream(ctx, t, req)
+	if model != "" {
+		t.trace.Model = model
+	}
+	if usage.InputTokens > 0 {
+		t.trace.TokensIn = usage.InputTokens
+	}
+	t.trace.TokensOut = usage.OutputTokens
+	if t.trace.TokensOut == 0 {
+		t.trace.TokensOut = EstimateTokens(text)
+	}
+	done(fmt.Sprintf("%d tokens in, %d out", t.trace.TokensIn, t.trace.TokensOut), err)
+
+	ans := Answer{Text: text, Citations: citationsFor(text, t.passages), Outcome: OutcomeAnswered}
+	switch {
+	case err != nil && strings.TrimSpace(text) != "":
+		ans.Outcome, ans.Notice = OutcomeInterrupted, "The answer was interrupted: "+ErrorMessage(modelError(err))
+	case err != nil:
+		ans.Outcome, ans.Notice = OutcomeFailed, ErrorMessage(modelError(err))
+	case t.trace.Model == ModelExtractive && len(t.passages) == 0:
+		ans.Outcome = OutcomeNoAnswer
+	case t.trace.Model == ModelExtractive:
+		ans.Outcome = OutcomeExtractive
+	case strings.TrimSpace(text) == "":
+		ans.Outcome, ans.Notice = OutcomeFailed, "The language model returned an empty answer; please rephrase the question or try again."
+		err = Errorf(EUNAVAILABLE, "%s", ans.Notice)
+	}
+	if ans.Outcome == OutcomeFailed || ans.Outcome == OutcomeInterrupted {
+		err = modelError(err)
+	} else {
+		err = nil
+	}
+	if ans.Outcome != OutcomeFailed {
+		if serr := e.deps.Conversations.AddTurn(context.WithoutCancel(ctx), &Turn{
+			ConversationID: t.conv.ID, Role: TurnAssistant, Content: text, Citations: ans.Citations,
+			EventID: t.msg.ID, TraceID: t.trace.ID, Outcome: ans.Outcome,
+		}); serr != nil {
+			e.log.ErrorContext(ctx, "save answer turn", "trace_id", t.trace.ID, "error", serr)
+		}
+	}
+	return e.finish(ctx, t, ans, err)
+}
+
+// stream reads the model's events through the stall watchdog, forwarding
+// text to the replier as it arrives.
+func (e *Engine) stream(ctx context.Context, t *turn, req ChatRequest) (string, Usage, string, error) {
+	mctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events, err := e.deps.Model.Stream(mctx, req)
+	if err != nil {
+		return "", Usage{}, "", err
+	}
+	var (
+		text      strings.Builder
+		usage     Usage
+		model     string
+		updateErr error
+	)
+	for ev := range WatchStream(mctx, events, e.cfg.StallTimeout, cancel) {
+		if ev.Model != "" {
+			model = ev.Model
+		}
+		switch ev.Kind {
+		case EventText:
+			if ev.Text == "" {
+				continue
+			}
+			text.WriteString(ev.Text)
+			if err := t.replier.Update(ctx, Update{Delta: ev.Text, Text: text.String()}); err != nil && updateErr == nil {
+				updateErr = err
+				e.log.WarnContext(ctx, "stream update", "trace_id", t.trace.ID, "error", err)
+			}
+		case EventUsage:
+			usage = ev.Usage
+		case EventToolCall:
+			// The tool loop arrives with the tools issue; no tools are offered yet.
+			e.log.WarnContext(ctx, "model asked for a tool that was not offered", "trace_id", t.trace.ID, "tool", ev.ToolCall.Name)
+		case EventError:
+			return text.String(), usage, model, ev.Err
+		case EventDone:
+			return text.String(), usage, model, nil
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return text.String(), usage, model, WrapError(ETIMEOUT, err, "The answer took too long.")
+	}
+	return text.String(), usage, model, Errorf(EUNAVAILABLE, "The language model's stream ended without finishing the answer.")
+}
+
+// finish delivers the answer (or the reason there is none), records the
+// posted step and saves the trace. It runs even when ctx has ended.
+func (e *Engine) finish(ctx context.Context, t *turn, ans Answer, err error) (*Answer, error) {
+	ctx = context.WithoutCancel(ctx)
+	if t.conv != nil {
+		ans.ConversationID = t.conv.ID
+	}
+	ans.TraceID = t.trace.ID
+	if ans.Citations == nil {
+		ans.Citations = []Citation{}
+	}
+	done := t.trace.Step(StepPosted)
+	ferr := t.replier.Finish(ctx, ans)
+	done(string(ans.Outcome), ferr)
+
+	t.trace.Outcome = ans.Outcome
+	t.trace.Duration = time.Since(t.trace.StartedAt)
+	if err != nil {
+		t.trace.Error = err.Error()
+	} else if ferr != nil {
+		t.trace.Error = "post answer: " + ferr.Error()
+	}
+	if serr := e.deps.Traces.SaveTrace(ctx, t.trace); serr != nil {
+		e.log.ErrorContext(ctx, "save trace", "trace_id", t.trace.ID, "error", serr)
+	}
+	if err == nil && ferr != nil {
+		err = WrapError(EUNAVAILABLE, ferr, "The answer could not be posted.")
+	}
+	return &ans, err
+}
+
+func outcomeOf(err error) Outcome {
+	switch ErrorCode(err) {
+	case EINVALID, ETOOLARGE, ENOTFOUND, EFORBIDDEN, EUNAUTHORIZED:
+		return OutcomeRejected
+	}
+	return OutcomeFailed
+}
+
+// modelError gives a model failure a code and a sentence a user can read.
+func modelError(err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return WrapError(EUNAVAILABLE, err, "The language model is unavailable right now; please try again in a minute.")
+}
+
+var citationRE = regexp.MustCompile(`\[(\d{1,2})\]`)
+
+// citationsFor lists the passages an answer cites with [n] markers, in order
+// of first use; when it cites none, every passage it was given.
+func citationsFor(text string, passages []Passage) []Citation {
+	if len(passages) == 0 {
+		return []Citation{}
+	}
+	var idx []int
+	seen := map[int]bool{}
+	for _, m := range citationRE.FindAllStringSubmatch(text, -1) {
+		n, _ := strconv.Atoi(m[1])
+		if n >= 1 && n <= len(passages) && !seen[n] {
+			seen[n] = true
+			idx = append(idx, n)
+		}
+	}
+	if len(idx) == 0 {
+		for i := range passages {
+			idx = append(idx, i+1)
+		}
+	}
+	sort.Ints(idx)
+	out := make([]Citation, 0, len(idx))
+	for _, n := range idx {
+		p := passages[n-1]
+		out = append(out, Citation{
+			Index: n, PassageID: p.ID, KnowledgeBase: p.KnowledgeBase, Document: p.Document, Title: p.Title,
+			Section: strings.Join(p.HeadingPath, " › "), Snippet: Snippet(p.Text, 240),
+		})
+	}
+	return out
+}
+
+// Snippet shortens text to at most max runes on a word boundary, with an ellipsis.
+func Snippet(text string, max int) string {
+	text = strings.Join(strings.Fields(text), " ")
+	if utf8.RuneCountInString(text) <= max {
+		return text
+	}
+	r := []rune(text)[:max]
+	s := string(r)
+	if i := strings.LastIndexByte(s, ' '); i > max/2 {
+		s = s[:i]
+	}
+	return strings.TrimRight(s, " ,.;:") + "…"
+}
+
+// titleOf names a conversation after its first message.
+func titleOf(text string) string {
+	return Snippet(text, 80)
+}

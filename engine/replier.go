@@ -1,0 +1,36 @@
+package engine
+
+import "context"
+
+// Update is a piece of a streaming answer.
+type Update struct {
+	Delta string // text added since the last update
+	Text  string // the whole answer so far
+}
+
+// Answer is the final form of a turn's reply.
+type Answer struct {
+	Text           string     `json:"answer"`
+	Citations      []Citation `json:"citations"`
+	ConversationID string     `json:"conversation_id"`
+	TraceID        string     `json:"trace_id"`
+	Outcome        Outcome    `json:"outcome"`
+	// Notice explains, in words meant for the user, why the answer is
+	// missing or partial (empty when it is complete).
+	Notice string `json:"notice,omitempty"`
+}
+
+// Replier delivers one turn's answer to where the question was asked.
+// Adapters decide how to show updates (edit in place, stream, coalesce).
+type Replier interface {
+	// Update shows the answer so far while it streams.
+	Update(ctx context.Context, u Update) error
+	// Finish shows the final answer, or the notice saying why there is none.
+	Finish(ctx context.Context, a Answer) error
+}
+
+// StatusReporter is implemented by repliers that can show what the assistant
+// is doing before the first words arrive ("searching the knowledge base…").
+type StatusReporter interface {
+	Status(ctx context.Context, status string) error
+}

@@ -1,0 +1,159 @@
+package engine
+
+import (
+	"context"
+	"time"
+)
+
+// The store interfaces below are implemented by store/sqlite (the embedded
+// default) and store/postgres; one conformance suite (store/storetest) runs
+// against both. Lookups of a missing record return an ENOTFOUND *Error, never
+// (nil, nil). Create methods fill in ID (when empty) and timestamps.
+
+// UserStore keeps console users, their sessions and API tokens.
+type UserStore interface {
+	CreateUser(ctx context.Context, u *User) error // ECONFLICT when the name is taken
+	UpdateUser(ctx context.Context, u *User) error
+	UserByID(ctx context.Context, id string) (*User, error)
+	UserByName(ctx context.Context, name string) (*User, error)
+	ListUsers(ctx context.Context) ([]*User, error)
+	CountUsers(ctx context.Context) (int, error)
+
+	CreateSession(ctx context.Context, s *Session) error
+	SessionByTokenHash(ctx context.Context, hash string) (*Session, error) // ENOTFOUND when missing or expired
+	DeleteSession(ctx context.Context, id string) error
+	DeleteUserSessions(ctx context.Context, userID string) error
+
+	CreateAPIToken(ctx context.Context, t *APIToken) error
+	APITokenByHash(ctx context.Context, hash string) (*APIToken, error)
+	ListAPITokens(ctx context.Context, userID string) ([]*APIToken, error)
+	DeleteAPIToken(ctx context.Context, id string) error
+	TouchAPIToken(ctx context.Context, id string, at time.Time) error
+}
+
+// AssistantStore keeps assistants. At most one assistant is the default:
+// storing one with IsDefault clears the flag on the others in the same
+// transaction.
+type AssistantStore interface {
+	CreateAssistant(ctx context.Context, a *Assistant) error // ECONFLICT when the name is taken
+	UpdateAssistant(ctx context.Context, a *Assistant) error
+	DeleteAssistant(ctx context.Context, id string) error
+	AssistantByID(ctx context.Context, id string) (*Assistant, error)
+	AssistantByName(ctx context.Context, name string) (*Assistant, error) // case-insensitive
+	ListAssistants(ctx context.Context) ([]*Assistant, error)             // ordered by name
+}
+
+// ConversationStore keeps conversations and their turns.
+type ConversationStore interface {
+	// EnsureConversation finds the conversation of c's (Platform, ChannelID,
+	// ThreadID) or creates it from c, and fills c with the stored record.
+	EnsureConversation(ctx context.Context, c *Conversation) error
+	ConversationByID(ctx context.Context, id string) (*Conversation, error)
+	ListConversations(ctx context.Context, f ConversationFilter) ([]*Conversation, error) // newest first
+	AddTurn(ctx context.Context, t *Turn) error                                           // also bumps the conversation's UpdatedAt
+	// Turns returns the newest limit turns (all when limit <= 0) in chronological order.
+	Turns(ctx context.Context, conversationID string, limit int) ([]*Turn, error)
+}
+
+// TraceStore keeps traces.
+type TraceStore interface {
+	SaveTrace(ctx context.Context, t *Trace) error // insert or replace by ID
+	TraceByID(ctx context.Context, id string) (*Trace, error)
+	ListTraces(ctx context.Context, conversationID string) ([]*Trace, error) // oldest first
+}
+
+// KnowledgeStore keeps knowledge bases and their original documents.
+type KnowledgeStore interface {
+	CreateKnowledgeBase(ctx context.Context, kb *KnowledgeBase) error // ECONFLICT when the name is taken
+	KnowledgeBaseByName(ctx context.Context, name string) (*KnowledgeBase, error)
+	ListKnowledgeBases(ctx context.Context) ([]*KnowledgeBase, error)
+	DeleteKnowledgeBase(ctx context.Context, name string) error // also deletes its documents
+
+	// SaveDocument inserts d, or replaces the document with the same
+	// (KnowledgeBase, Source), keeping its ID; d is filled with the stored record.
+	SaveDocument(ctx context.Context, d *Document) error
+	DocumentByID(ctx context.Context, id string) (*Document, error)                  // with Content
+	DocumentBySource(ctx context.Context, kb, source string) (*Document, error)      // with Content
+	ListDocuments(ctx context.Context, kb string) ([]*Document, error)               // without Content, ordered by source
+	SetDocumentStatus(ctx context.Context, id string, status DocumentStatus, chunks int, errMsg string) error
+	DeleteDocument(ctx context.Context, id string) error
+}
+
+// EventStatus is where an inbound event is in the durable inbox.
+type EventStatus string
+
+// Inbox event statuses.
+const (
+	EventPending EventStatus = "pending" // waiting to be claimed (maybe after a backoff)
+	EventLeased  EventStatus = "leased"  // claimed by a worker until LeasedUntil
+	EventDoneSt  EventStatus = "done"
+	EventDead    EventStatus = "dead" // gave up after MaxAttempts; the user was told
+)
+
+// InboxEvent is an inbound platform event stored before it is acknowledged.
+type InboxEvent struct {
+	ID          string      `json:"id"`
+	Platform    Platform    `json:"platform"`
+	EventID     string      `json:"event_id"`   // the platform's id; unique per platform
+	ThreadKey   string      `json:"thread_key"` // events of one thread are handled in order
+	Payload     []byte      `json:"payload"`    // the engine.Message as JSON (adapters may add raw data)
+	Status      EventStatus `json:"status"`
+	Attempts    int         `json:"attempts"`
+	LeaseOwner  string      `json:"lease_owner,omitempty"`
+	LeasedUntil time.Time   `json:"leased_until,omitzero"`
+	AvailableAt time.Time   `json:"available_at"`
+	LastError   string      `json:"last_error,omitempty"`
+	ReceivedAt  time.Time   `json:"received_at"`
+	UpdatedAt   time.Time   `json:"updated_at"`
+}
+
+// Inbox is the durable queue of inbound events (at-least-once delivery from
+// the platforms, exactly-once handling here).
+type Inbox interface {
+	// Enqueue stores e unless (Platform, EventID) is already stored, and
+	// reports whether it was inserted. A duplicate is not an error.
+	Enqueue(ctx context.Context, e *InboxEvent) (inserted bool, err error)
+	// Claim leases the oldest available event whose thread has no older
+	// unfinished event (pending or leased), incrementing Attempts. An expired
+	// lease makes an event available again. ENOTFOUND when none is ready.
+	Claim(ctx context.Context, owner string, lease time.Duration) (*InboxEvent, error)
+	// Complete marks a leased event done; ECONFLICT if owner no longer holds the lease.
+	Complete(ctx context.Context, id, owner string) error
+	// Retry releases a leased event to be claimed again at a later time.
+	Retry(ctx context.Context, id, owner string, at time.Time, errMsg string) error
+	// DeadLetter gives up on a leased event.
+	DeadLetter(ctx context.Context, id, owner, errMsg string) error
+	InboxEventByID(ctx context.Context, id string) (*InboxEvent, error)
+}
+
+// OutboundMessage records a message posted to a platform for an inbound
+// event, so a retried job edits it instead of posting twice.
+type OutboundMessage struct {
+	Platform  Platform  `json:"platform"`
+	EventID   string    `json:"event_id"`
+	Part      int       `json:"part"` // 0 for the first message of the answer, 1.. for continuations
+	ChannelID string    `json:"channel_id"`
+	MessageID string    `json:"message_id"` // the platform's id (Slack ts, Discord id, Mattermost post id)
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Outbox records posted messages.
+type Outbox interface {
+	// RecordOutbound stores m, replacing an earlier record of the same (Platform, EventID, Part).
+	RecordOutbound(ctx context.Context, m *OutboundMessage) error
+	// Outbound returns the messages posted for an event, ordered by Part.
+	Outbound(ctx context.Context, platform Platform, eventID string) ([]*OutboundMessage, error)
+}
+
+// Store is everything a ConvoSphere process keeps in its database.
+type Store interface {
+	UserStore
+	AssistantStore
+	ConversationStore
+	TraceStore
+	KnowledgeStore
+	Inbox
+	Outbox
+	Ping(ctx context.Context) error
+	Close() error
+}

@@ -1,0 +1,3 @@
+module github.com/convosphere/convosphere
+
+go 1.26
