@@ -1,0 +1,206 @@
+// Package enginetest provides fakes of the engine's interfaces for tests:
+// a scripted language model, a recording replier and a fixed retriever.
+package enginetest
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/convosphere/convosphere/engine"
+)
+
+// Reply is one scripted model answer.
+type Reply struct {
+	Chunks []string      // streamed text pieces
+	Delay  time.Duration // pause before each chunk
+	Err    error         // sent after the chunks as EventError (nil: EventDone)
+	Stall  bool          // after the chunks, send nothing until the context ends
+	Usage  engine.Usage
+	Model  string
+}
+
+// Model is a scripted engine.LanguageModel. Replies are used in order; when
+// none are left, it answers Fallback (or echoes the question).
+type Model struct {
+	Name     string
+	Fallback *Reply
+
+	mu       sync.Mutex
+	replies  []Reply
+	requests []engine.ChatRequest
+}
+
+// NewModel returns a model that will give the scripted replies in order.
+func NewModel(replies ...Reply) *Model { return &Model{Name: "scripted", replies: replies} }
+
+// Script appends replies.
+func (m *Model) Script(replies ...Reply) {
+	m.mu.Lock()
+	m.replies = append(m.replies, replies...)
+	m.mu.Unlock()
+}
+
+// Requests returns the requests the model received.
+func (m *Model) Requests() []engine.ChatRequest {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]engine.ChatRequest(nil), m.requests...)
+}
+
+// DefaultModel implements engine.ModelNamer.
+func (m *Model) DefaultModel() string { return m.Name }
+
+// Stream implements engine.LanguageModel.
+func (m *Model) Stream(ctx context.Context, req engine.ChatRequest) (<-chan engine.StreamEvent, error) {
+	m.mu.Lock()
+	m.requests = append(m.requests, req)
+	var r Reply
+	switch {
+	case len(m.replies) > 0:
+		r, m.replies = m.replies[0], m.replies[1:]
+	case m.Fallback != nil:
+		r = *m.Fallback
+	default:
+		r = Reply{Chunks: []string{"You asked: ", req.Question}}
+	}
+	m.mu.Unlock()
+	model := r.Model
+	if model == "" {
+		model = m.Name
+	}
+	out := make(chan engine.StreamEvent)
+	go func() {
+		defer close(out)
+		send := func(ev engine.StreamEvent) bool {
+			ev.Model = model
+			select {
+			case out <- ev:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		for _, c := range r.Chunks {
+			if r.Delay > 0 {
+				select {
+				case <-time.After(r.Delay):
+				case <-ctx.Done():
+					return
+				}
+			}
+			if !send(engine.StreamEvent{Kind: engine.EventText, Text: c}) {
+				return
+			}
+		}
+		if r.Stall {
+			<-ctx.Done()
+			return
+		}
+		if r.Usage != (engine.Usage{}) && !send(engine.StreamEvent{Kind: engine.EventUsage, Usage: r.Usage}) {
+			return
+		}
+		if r.Err != nil {
+			send(engine.StreamEvent{Kind: engine.EventError, Err: r.Err})
+			return
+		}
+		send(engine.StreamEvent{Kind: engine.EventDone})
+	}()
+	return out, nil
+}
+
+// Replier records what the engine sent. It is safe for concurrent use.
+type Replier struct {
+	mu       sync.Mutex
+	updates  []engine.Update
+	statuses []string
+	finished []engine.Answer
+	// FailUpdates and FailFinish make the calls return errors.
+	FailUpdates error
+	FailFinish  error
+}
+
+// Update implements engine.Replier.
+func (r *Replier) Update(_ context.Context, u engine.Update) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.updates = append(r.updates, u)
+	return r.FailUpdates
+}
+
+// Finish implements engine.Replier.
+func (r *Replier) Finish(_ context.Context, a engine.Answer) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.finished = append(r.finished, a)
+	return r.FailFinish
+}
+
+// Status implements engine.StatusReporter.
+func (r *Replier) Status(_ context.Context, s string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.statuses = append(r.statuses, s)
+	return nil
+}
+
+// Updates returns the updates received.
+func (r *Replier) Updates() []engine.Update {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]engine.Update(nil), r.updates...)
+}
+
+// Statuses returns the statuses received.
+func (r *Replier) Statuses() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.statuses...)
+}
+
+// Finished returns the final answers received (exactly one per Handle call).
+func (r *Replier) Finished() []engine.Answer {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]engine.Answer(nil), r.finished...)
+}
+
+// Retriever returns fixed passages, filtered by knowledge base and limit.
+type Retriever struct {
+	Passages []engine.Passage
+	Err      error
+
+	mu       sync.Mutex
+	requests []engine.RetrievalRequest
+}
+
+// Retrieve implements engine.Retriever.
+func (r *Retriever) Retrieve(_ context.Context, req engine.RetrievalRequest) ([]engine.Passage, error) {
+	r.mu.Lock()
+	r.requests = append(r.requests, req)
+	r.mu.Unlock()
+	if r.Err != nil {
+		return nil, r.Err
+	}
+	var out []engine.Passage
+	for _, p := range r.Passages {
+		for _, kb := range req.KnowledgeBases {
+			if strings.EqualFold(kb, p.KnowledgeBase) && p.Score >= req.MinScore {
+				out = append(out, p)
+				break
+			}
+		}
+		if req.Limit > 0 && len(out) == req.Limit {
+			break
+		}
+	}
+	return out, nil
+}
+
+// Requests returns the retrieval requests received.
+func (r *Retriever) Requests() []engine.RetrievalRequest {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]engine.RetrievalRequest(nil), r.requests...)
+}
