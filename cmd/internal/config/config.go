@@ -1,0 +1,323 @@
+// Package config reads ConvoSphere's configuration with viper: built-in
+// defaults, then an optional YAML file, then CONVOSPHERE_* environment
+// variables (the key upper-cased with dots turned into underscores, e.g.
+// console.addr → CONVOSPHERE_CONSOLE_ADDR). Only cmd/* reads configuration;
+// components receive plain Config structs.
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
+)
+
+// EnvPrefix prefixes every environment variable.
+const EnvPrefix = "CONVOSPHERE"
+
+// Config is the effective configuration of both binaries. Fields tagged
+// secret:"true" are redacted when printed.
+type Config struct {
+	DataDir  string   `mapstructure:"data_dir" yaml:"data_dir"`
+	Console  Console  `mapstructure:"console" yaml:"console"`
+	Bot      Bot      `mapstructure:"bot" yaml:"bot"`
+	Admin    Admin    `mapstructure:"admin" yaml:"admin"`
+	Database Database `mapstructure:"database" yaml:"database"`
+	Redis    Redis    `mapstructure:"redis" yaml:"redis"`
+	Weaviate Weaviate `mapstructure:"weaviate" yaml:"weaviate"`
+	LLM      LLM      `mapstructure:"llm" yaml:"llm"`
+	Engine   Engine   `mapstructure:"engine" yaml:"engine"`
+	Log      Log      `mapstructure:"log" yaml:"log"`
+	Demo     Demo     `mapstructure:"demo" yaml:"demo"`
+}
+
+// Console configures the admin console.
+type Console struct {
+	Addr          string        `mapstructure:"addr" yaml:"addr"`
+	SecureCookies bool          `mapstructure:"secure_cookies" yaml:"secure_cookies"`
+	SessionTTL    time.Duration `mapstructure:"session_ttl" yaml:"session_ttl"`
+}
+
+// Bot configures the bot process.
+type Bot struct {
+	Addr    string `mapstructure:"addr" yaml:"addr"`
+	Workers int    `mapstructure:"workers" yaml:"workers"`
+}
+
+// Admin configures the first administrator.
+type Admin struct {
+	Password string `mapstructure:"password" yaml:"password" secret:"true"`
+}
+
+// Database selects the relational store.
+type Database struct {
+	URL string `mapstructure:"url" yaml:"url" secret:"url"`
+}
+
+// Redis configures the optional Redis server.
+type Redis struct {
+	URL string `mapstructure:"url" yaml:"url" secret:"url"`
+}
+
+// Weaviate configures the optional Weaviate server.
+type Weaviate struct {
+	URL string `mapstructure:"url" yaml:"url" secret:"url"`
+}
+
+// LLM configures the OpenAI-compatible language model provider.
+type LLM struct {
+	BaseURL        string        `mapstructure:"base_url" yaml:"base_url"`
+	APIKey         string        `mapstructure:"api_key" yaml:"api_key" secret:"true"`
+	Model          string        `mapstructure:"model" yaml:"model"`
+	EmbeddingModel string        `mapstructure:"embedding_model" yaml:"embedding_model"`
+	APIType        string        `mapstructure:"api_type" yaml:"api_type"`
+	APIVersion     string        `mapstructure:"api_version" yaml:"api_version"`
+	Timeout        time.Duration `mapstructure:"timeout" yaml:"timeout"`
+	MaxRetries     int           `mapstructure:"max_retries" yaml:"max_retries"`
+}
+
+// Enabled reports whether a language model is configured.
+func (l LLM) Enabled() bool { return l.Model != "" || l.BaseURL != "" }
+
+// Engine tunes the answering engine.
+type Engine struct {
+	MaxMessageBytes int           `mapstructure:"max_message_bytes" yaml:"max_message_bytes"`
+	HistoryTokens   int           `mapstructure:"history_tokens" yaml:"history_tokens"`
+	StallTimeout    time.Duration `mapstructure:"stall_timeout" yaml:"stall_timeout"`
+	TurnTimeout     time.Duration `mapstructure:"turn_timeout" yaml:"turn_timeout"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `mapstructure:"level" yaml:"level"`
+	Format string `mapstructure:"format" yaml:"format"`
+}
+
+// Demo seeds a demo assistant whose knowledge base is a docs directory.
+type Demo struct {
+	DocsDir string `mapstructure:"docs_dir" yaml:"docs_dir"`
+}
+
+// Default returns the built-in defaults.
+func Default() Config {
+	return Config{
+		DataDir: "./data",
+		Console: Console{Addr: "127.0.0.1:8080", SessionTTL: 12 * time.Hour},
+		Bot:     Bot{Addr: "127.0.0.1:8081", Workers: 4},
+		LLM:     LLM{APIType: "openai", Timeout: 2 * time.Minute, MaxRetries: 3},
+		Engine:  Engine{MaxMessageBytes: 16 << 10, HistoryTokens: 4000, StallTimeout: 45 * time.Second, TurnTimeout: 3 * time.Minute},
+		Log:     Log{Level: "info", Format: "text"},
+	}
+}
+
+// Load reads the configuration: defaults, then file (if not empty; else
+// $CONVOSPHERE_CONFIG if set), then the environment.
+func Load(file string) (Config, error) {
+	v := viper.New()
+	v.SetEnvPrefix(EnvPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	def := Default()
+	for key, val := range flatten(reflect.ValueOf(def), "") {
+		v.SetDefault(key, val)
+	}
+	if file == "" {
+		file = os.Getenv(EnvPrefix + "_CONFIG")
+	}
+	if file != "" {
+		v.SetConfigFile(file)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return Config{}, fmt.Errorf("read config file %s: %w (check the path and that it is valid YAML)", file, err)
+		}
+	}
+	var c Config
+	if err := v.UnmarshalExact(&c); err != nil {
+		return Config{}, fmt.Errorf("config: %w (see configs/convosphere.example.yaml for the known keys)", err)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// flatten lists every leaf key of a config struct with its value, so viper
+// knows every key (AutomaticEnv only binds known keys).
+func flatten(v reflect.Value, prefix string) map[string]any {
+	out := map[string]any{}
+	t := v.Type()
+	for i := range t.NumField() {
+		key := t.Field(i).Tag.Get("mapstructure")
+		if prefix != "" {
+			key = prefix + "." + key
+		}
+		f := v.Field(i)
+		if f.Kind() == reflect.Struct {
+			for k, val := range flatten(f, key) {
+				out[k] = val
+			}
+			continue
+		}
+		out[key] = f.Interface()
+	}
+	return out
+}
+
+// Error is a configuration problem: the key, what is wrong and how to fix it.
+type Error struct {
+	Key     string
+	Problem string
+	Fix     string
+}
+
+func (e *Error) Error() string {
+	env := EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(e.Key, ".", "_"))
+	return fmt.Sprintf("config %s (env %s): %s; %s", e.Key, env, e.Problem, e.Fix)
+}
+
+// Validate checks every key and returns the first problem.
+func (c *Config) Validate() error {
+	if strings.TrimSpace(c.DataDir) == "" {
+		return &Error{"data_dir", "is empty", "set a directory for the embedded database and index, e.g. ./data"}
+	}
+	for key, addr := range map[string]string{"console.addr": c.Console.Addr, "bot.addr": c.Bot.Addr} {
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			return &Error{key, fmt.Sprintf("%q is not host:port", addr), "use a listen address like 127.0.0.1:8080 (port 0 picks a free port)"}
+		}
+	}
+	if c.Admin.Password != "" && len(c.Admin.Password) < 10 {
+		return &Error{"admin.password", "is shorter than 10 characters", "choose a longer password, or leave it empty to have one generated on first start"}
+	}
+	if err := checkURL("database.url", c.Database.URL, "postgres", "postgresql"); err != nil {
+		return err
+	}
+	if err := checkURL("redis.url", c.Redis.URL, "redis", "rediss"); err != nil {
+		return err
+	}
+	if err := checkURL("weaviate.url", c.Weaviate.URL, "http", "https"); err != nil {
+		return err
+	}
+	if err := checkURL("llm.base_url", c.LLM.BaseURL, "http", "https"); err != nil {
+		return err
+	}
+	if c.LLM.BaseURL != "" && c.LLM.Model == "" {
+		return &Error{"llm.model", "is empty while llm.base_url is set", "name the chat model to use, e.g. gpt-4o-mini, or llama3.1 for Ollama"}
+	}
+	switch c.LLM.APIType {
+	case "openai", "azure":
+	default:
+		return &Error{"llm.api_type", fmt.Sprintf("%q is unknown", c.LLM.APIType), "use openai (OpenAI, Ollama, vLLM, llama.cpp) or azure"}
+	}
+	if c.LLM.APIType == "azure" && c.LLM.BaseURL == "" {
+		return &Error{"llm.base_url", "is empty while llm.api_type is azure", "set your Azure OpenAI endpoint, e.g. https://NAME.openai.azure.com"}
+	}
+	if c.LLM.Timeout <= 0 {
+		return &Error{"llm.timeout", "must be positive", "use a duration such as 2m"}
+	}
+	if c.LLM.MaxRetries < 0 || c.LLM.MaxRetries > 10 {
+		return &Error{"llm.max_retries", fmt.Sprintf("%d is out of range", c.LLM.MaxRetries), "use 0 to 10"}
+	}
+	if c.Engine.MaxMessageBytes < 1 || c.Engine.MaxMessageBytes > 1<<20 {
+		return &Error{"engine.max_message_bytes", fmt.Sprintf("%d is out of range", c.Engine.MaxMessageBytes), "use 1 to 1048576 (default 16384)"}
+	}
+	if c.Engine.HistoryTokens < 0 {
+		return &Error{"engine.history_tokens", "is negative", "use 0 or more (default 4000)"}
+	}
+	if c.Engine.StallTimeout <= 0 || c.Engine.TurnTimeout <= 0 {
+		return &Error{"engine.stall_timeout", "timeouts must be positive", "use durations such as 45s and 3m"}
+	}
+	if c.Console.SessionTTL < time.Minute {
+		return &Error{"console.session_ttl", "is shorter than a minute", "use a duration such as 12h"}
+	}
+	if c.Bot.Workers < 1 || c.Bot.Workers > 256 {
+		return &Error{"bot.workers", fmt.Sprintf("%d is out of range", c.Bot.Workers), "use 1 to 256 (default 4)"}
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		return &Error{"log.level", fmt.Sprintf("%q is unknown", c.Log.Level), "use debug, info, warn or error"}
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return &Error{"log.format", fmt.Sprintf("%q is unknown", c.Log.Format), "use text or json"}
+	}
+	return nil
+}
+
+func checkURL(key, raw string, schemes ...string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return &Error{key, "is not a valid URL", fmt.Sprintf("use a URL like %s://host:port/…", schemes[0])}
+	}
+	for _, s := range schemes {
+		if u.Scheme == s {
+			return nil
+		}
+	}
+	return &Error{key, fmt.Sprintf("has scheme %q", u.Scheme), fmt.Sprintf("use a %s:// URL", strings.Join(schemes, ":// or "))}
+}
+
+// Redacted returns the configuration as YAML with secrets hidden: secret
+// fields become "[redacted]" when set, and URL passwords are masked.
+func (c Config) Redacted() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(redactedTree(reflect.ValueOf(c))); err != nil {
+		return nil, fmt.Errorf("encode config: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// redactedTree turns a config struct into nested maps keyed like the YAML
+// file, with secrets redacted and durations written as 1m30s.
+func redactedTree(v reflect.Value) map[string]any {
+	out := map[string]any{}
+	t := v.Type()
+	for i := range t.NumField() {
+		f, field := v.Field(i), t.Field(i)
+		key := field.Tag.Get("yaml")
+		switch tag := field.Tag.Get("secret"); {
+		case f.Kind() == reflect.Struct:
+			out[key] = redactedTree(f)
+		case f.Type() == reflect.TypeFor[time.Duration]():
+			out[key] = time.Duration(f.Int()).String()
+		case tag == "true" && f.String() != "":
+			out[key] = "[redacted]"
+		case tag == "url" && f.String() != "":
+			out[key] = redactURL(f.String())
+		default:
+			out[key] = f.Interface()
+		}
+	}
+	return out
+}
+
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "[redacted: not a valid URL]"
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "redacted")
+	}
+	q := u.Query()
+	for k := range q {
+		if strings.Contains(strings.ToLower(k), "password") || strings.Contains(strings.ToLower(k), "key") {
+			q.Set(k, "redacted")
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}

@@ -1,0 +1,114 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func mustWriteFile(tb testing.TB, body string) string {
+	tb.Helper()
+	p := filepath.Join(tb.TempDir(), "convosphere.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadDefaultsFileAndEnv(t *testing.T) {
+	t.Setenv("CONVOSPHERE_CONFIG", "")
+	file := mustWriteFile(t, "console:\n  addr: 127.0.0.1:9000\nllm:\n  model: from-file\n  base_url: http://localhost:11434/v1\n")
+	t.Setenv("CONVOSPHERE_LLM_MODEL", "from-env")
+	t.Setenv("CONVOSPHERE_DATA_DIR", "/tmp/cs-data")
+	t.Setenv("CONVOSPHERE_ENGINE_STALL_TIMEOUT", "10s")
+	c, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		got, want any
+	}{
+		{"file overrides default", c.Console.Addr, "127.0.0.1:9000"},
+		{"env overrides file", c.LLM.Model, "from-env"},
+		{"env sets top-level key", c.DataDir, "/tmp/cs-data"},
+		{"env parses durations", c.Engine.StallTimeout, 10 * time.Second},
+		{"default kept", c.Bot.Addr, "127.0.0.1:8081"},
+		{"default message limit", c.Engine.MaxMessageBytes, 16384},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("%s: got %v, want %v", tt.name, tt.got, tt.want)
+		}
+	}
+}
+
+func TestLoadErrorsNameKeyAndFix(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    string
+		env     map[string]string
+		wantKey string
+	}{
+		{"unknown key in file", "consol:\n  addr: x\n", nil, "consol"},
+		{"malformed yaml", "console: [\n", nil, "valid YAML"},
+		{"bad console addr", "", map[string]string{"CONVOSPHERE_CONSOLE_ADDR": "8080"}, "console.addr"},
+		{"bad database url", "", map[string]string{"CONVOSPHERE_DATABASE_URL": "mysql://x/y"}, "database.url"},
+		{"base url without model", "", map[string]string{"CONVOSPHERE_LLM_BASE_URL": "http://localhost:11434/v1"}, "llm.model"},
+		{"bad llm url", "", map[string]string{"CONVOSPHERE_LLM_BASE_URL": "localhost:11434", "CONVOSPHERE_LLM_MODEL": "m"}, "llm.base_url"},
+		{"short admin password", "", map[string]string{"CONVOSPHERE_ADMIN_PASSWORD": "short"}, "admin.password"},
+		{"bad duration", "", map[string]string{"CONVOSPHERE_ENGINE_TURN_TIMEOUT": "soon"}, "turn_timeout"},
+		{"message limit", "", map[string]string{"CONVOSPHERE_ENGINE_MAX_MESSAGE_BYTES": "0"}, "engine.max_message_bytes"},
+		{"log level", "", map[string]string{"CONVOSPHERE_LOG_LEVEL": "loud"}, "log.level"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("CONVOSPHERE_CONFIG", "")
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			file := ""
+			if tt.file != "" {
+				file = mustWriteFile(t, tt.file)
+			}
+			_, err := Load(file)
+			if err == nil {
+				t.Fatal("Load succeeded, want an error")
+			}
+			if !strings.Contains(err.Error(), tt.wantKey) {
+				t.Errorf("error %q does not name %q", err, tt.wantKey)
+			}
+		})
+	}
+}
+
+func TestRedacted(t *testing.T) {
+	c := Default()
+	c.Admin.Password = "very-secret-password"
+	c.LLM.APIKey = "sk-live-123"
+	c.Database.URL = "postgres://cs:dbpass@db:5432/cs?sslmode=disable"
+	out, err := c.Redacted()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(out)
+	for _, secret := range []string{"very-secret-password", "sk-live-123", "dbpass"} {
+		if strings.Contains(s, secret) {
+			t.Errorf("redacted config leaks %q:\n%s", secret, s)
+		}
+	}
+	for _, want := range []string{"[redacted]", "postgres://cs:redacted@db:5432/cs", "session_ttl: 12h0m0s", "addr: 127.0.0.1:8080"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("redacted config lacks %q:\n%s", want, s)
+		}
+	}
+}
+
+func TestExampleFileLoads(t *testing.T) {
+	t.Setenv("CONVOSPHERE_CONFIG", "")
+	if _, err := Load("../../../configs/convosphere.example.yaml"); err != nil {
+		t.Fatalf("the example configuration does not load: %v", err)
+	}
+}

@@ -1,0 +1,168 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// Handler answers one message; *Engine implements it.
+type Handler interface {
+	Handle(ctx context.Context, msg Message, r Replier) (*Answer, error)
+}
+
+// ReplierFactory makes the replier that answers an inbox event on its
+// platform. Adapters implement it; the replier uses the Outbox so that a
+// retried event edits its earlier messages instead of posting again.
+type ReplierFactory interface {
+	Replier(ctx context.Context, ev *InboxEvent, msg Message) (Replier, error)
+}
+
+// WorkerConfig tunes the inbox workers.
+type WorkerConfig struct {
+	Owner        string        // lease owner name; default a random id
+	Concurrency  int           // events handled at once; default 4
+	Lease        time.Duration // how long a claim lasts; default 5m (longer than a turn)
+	PollInterval time.Duration // wait when the inbox is empty; default 250ms
+	MaxAttempts  int           // attempts before dead-lettering; default 5
+	BackoffBase  time.Duration // first retry delay; default 2s, doubled per attempt with jitter
+	BackoffMax   time.Duration // default 2m
+}
+
+func (c *WorkerConfig) setDefaults() {
+	if c.Owner == "" {
+		c.Owner = "worker-" + NewID()
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 4
+	}
+	if c.Lease == 0 {
+		c.Lease = 5 * time.Minute
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = 250 * time.Millisecond
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 5
+	}
+	if c.BackoffBase == 0 {
+		c.BackoffBase = 2 * time.Second
+	}
+	if c.BackoffMax == 0 {
+		c.BackoffMax = 2 * time.Minute
+	}
+}
+
+// WorkerDeps are the worker's collaborators.
+type WorkerDeps struct {
+	Inbox    Inbox
+	Handler  Handler
+	Repliers map[Platform]ReplierFactory
+	Logger   *slog.Logger
+}
+
+// Worker claims inbox events and answers them.
+type Worker struct {
+	cfg  WorkerConfig
+	deps WorkerDeps
+	log  *slog.Logger
+}
+
+// NewWorker returns a worker or an error naming what is missing.
+func NewWorker(cfg WorkerConfig, deps WorkerDeps) (*Worker, error) {
+	cfg.setDefaults()
+	if cfg.Concurrency < 0 || cfg.MaxAttempts < 0 || cfg.Lease < 0 {
+		return nil, Errorf(EINVALID, "worker: concurrency, attempts and lease must not be negative")
+	}
+	if deps.Inbox == nil || deps.Handler == nil {
+		return nil, Errorf(EINVALID, "worker: inbox and handler are required")
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Worker{cfg: cfg, deps: deps, log: log.With("component", "worker", "owner", cfg.Owner)}, nil
+}
+
+// Run handles events until ctx ends, then waits for the events in hand.
+func (w *Worker) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for range w.cfg.Concurrency {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				worked, err := w.ProcessOne(ctx)
+				if err != nil {
+					w.log.ErrorContext(ctx, "process inbox event", "error", err)
+				}
+				if !worked || err != nil {
+					select {
+					case <-ctx.Done():
+					case <-time.After(w.cfg.PollInterval):
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return nil
+}
+
+// ProcessOne claims and handles one event. It reports whether there was one.
+func (w *Worker) ProcessOne(ctx context.Context) (bool, error) {
+	ev, err := w.deps.Inbox.Claim(ctx, w.cfg.Owner, w.cfg.Lease)
+	if IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	// The turn finishes even when the worker is asked to stop, so a
+	// claimed event is not abandoned half way (its lease would expire).
+	hctx := context.WithoutCancel(ctx)
+	log := w.log.With("event_id", ev.EventID, "platform", ev.Platform, "attempt", ev.Attempts)
+
+	var msg Message
+	if err := json.Unmarshal(ev.Payload, &msg); err != nil {
+		log.ErrorContext(ctx, "decode inbox event", "error", err)
+		return true, w.deps.Inbox.DeadLetter(hctx, ev.ID, w.cfg.Owner, "decode payload: "+err.Error())
+	}
+	factory := w.deps.Repliers[ev.Platform]
+	if factory == nil {
+		log.ErrorContext(ctx, "no adapter for platform")
+		return true, w.deps.Inbox.DeadLetter(hctx, ev.ID, w.cfg.Owner, "no adapter is configured for platform "+string(ev.Platform))
+	}
+	r, err := factory.Replier(hctx, ev, msg)
+	if err != nil {
+		return true, w.retryOrDead(hctx, log, ev, err)
+	}
+	_, err = w.deps.Handler.Handle(hctx, msg, r)
+	switch ErrorCode(err) {
+	case "", EINVALID, ETOOLARGE, ENOTFOUND, EFORBIDDEN, EUNAUTHORIZED, ECONFLICT:
+		// Answered, or rejected with the reason shown to the user: done.
+		if err := w.deps.Inbox.Complete(hctx, ev.ID, w.cfg.Owner); err != nil {
+			return true, WrapError(ErrorCode(err), err, "complete inbox event")
+		}
+		return true, nil
+	}
+	return true, w.retryOrDead(hctx, log, ev, err)
+}
+
+// retryOrDead schedules another attempt with jittered exponential backoff,
+// or gives up after MaxAttempts. The user has already been told why by the
+// engine's notice; a retry edits that notice into the answer.
+func (w *Worker) retryOrDead(ctx context.Context, log *slog.Logger, ev *InboxEvent, cause error) error {
+	if ev.Attempts >= w.cfg.MaxAttempts {
+		log.ErrorContext(ctx, "inbox event dead-lettered", "error", cause)
+		return w.deps.Inbox.DeadLetter(ctx, ev.ID, w.cfg.Owner, cause.Error())
+	}
+	delay := w.cfg.BackoffBase << min(ev.Attempts-1, 16)
+	if delay > w.cfg.BackoffMax || delay <= 0 {
+		delay = w.cfg.BackoffMax
+	}
+	delay = delay/2 + rand.N(delay/2+1)
+	log.WarnContext(ctx, "inbox event will be retried", "error", cause, "retry_in_ms", delay.Milliseconds())
+	return w.deps.Inbox.Retry(ctx, ev.ID, w.cfg.Owner, time.Now().Add(delay), cause.Error())
+}
