@@ -12,12 +12,12 @@ type Trigger string
 
 // Triggers. Direct messages are always answered.
 const (
-	TriggerMention  Trigger = "mention"  // only messages that mention the bot
-	TriggerThread   Trigger = "thread"   // mentions and follow-ups in threads the bot is in
-	TriggerAll      Trigger = "all"      // every message
+	TriggerMention  Trigger = "mention" // only messages that mention the bot
+	TriggerThread   Trigger = "thread"  // mentions and follow-ups in threads the bot is in
+	TriggerAll      Trigger = "all"     // every message
 	DefaultTrigger          = TriggerThread
-	ChannelAnyDM            = "@dm"      // binding channel id matching every direct message
-	ChannelAnywhere         = "*"        // binding channel id matching every channel of the platform
+	ChannelAnyDM            = "@dm" // binding channel id matching every direct message
+	ChannelAnywhere         = "*"   // binding channel id matching every channel of the platform
 )
 
 // Binding routes a platform channel (or every DM, or every channel) to an assistant.

@@ -132,8 +132,9 @@ func WatchStream(ctx context.Context, in <-chan StreamEvent, stall time.Duration
 				}
 				timer.Reset(stall)
 			case <-timer.C:
-				cancel()
+				// Send before cancelling: ctx may be the one cancel ends.
 				send(StreamEvent{Kind: EventError, Err: Errorf(ETIMEOUT, "The language model stopped sending for %s.", stall)})
+				cancel()
 				go func() { // drain so the provider's goroutine can exit
 					for range in {
 					}

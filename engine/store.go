@@ -72,9 +72,9 @@ type KnowledgeStore interface {
 	// SaveDocument inserts d, or replaces the document with the same
 	// (KnowledgeBase, Source), keeping its ID; d is filled with the stored record.
 	SaveDocument(ctx context.Context, d *Document) error
-	DocumentByID(ctx context.Context, id string) (*Document, error)                  // with Content
-	DocumentBySource(ctx context.Context, kb, source string) (*Document, error)      // with Content
-	ListDocuments(ctx context.Context, kb string) ([]*Document, error)               // without Content, ordered by source
+	DocumentByID(ctx context.Context, id string) (*Document, error)             // with Content
+	DocumentBySource(ctx context.Context, kb, source string) (*Document, error) // with Content
+	ListDocuments(ctx context.Context, kb string) ([]*Document, error)          // without Content, ordered by source
 	SetDocumentStatus(ctx context.Context, id string, status DocumentStatus, chunks int, errMsg string) error
 	DeleteDocument(ctx context.Context, id string) error
 }

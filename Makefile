@@ -1,0 +1,34 @@
+# ConvoSphere. The two commands: `make run` and `make test`.
+GO ?= go
+BIN := bin
+
+.PHONY: run build test lint vet fmt bench clean services-stop
+
+## run: build and start console and bot on the embedded default (no servers, no API keys)
+run: build
+	@scripts/run.sh
+
+## build: build both binaries into bin/
+build:
+	@$(GO) build -o $(BIN)/ ./cmd/console ./cmd/bot
+
+## test: install what tests need, start PostgreSQL on loopback, run every test
+test:
+	@scripts/test.sh
+
+## lint: gofmt, go vet and the import-direction rules
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	@$(GO) vet ./...
+	@$(GO) test -count=1 -run 'TestImportRules' ./engine/
+
+## bench: benchmarks (see docs/benchmarks.md)
+bench:
+	@$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## services-stop: stop the test servers started by make test
+services-stop:
+	@scripts/services.sh stop
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,155 @@
+// Command bot runs ConvoSphere's engine workers: they claim inbound events
+// from the durable inbox and answer them through the platform adapters. It
+// also serves the bot's listener (bot.addr): health and readiness now,
+// platform webhooks as adapters are configured.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/convosphere/convosphere/cmd/internal/app"
+	"github.com/convosphere/convosphere/cmd/internal/config"
+	"github.com/convosphere/convosphere/engine"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	fs := flag.NewFlagSet("bot", flag.ContinueOnError)
+	configFile := fs.String("config", "", "configuration file (YAML); default $CONVOSPHERE_CONFIG")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		os.Exit(2)
+	}
+	cfg, err := config.Load(*configFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bot:", err)
+		os.Exit(2)
+	}
+	logger := app.NewLogger(cfg.Log, os.Stderr)
+	m := NewMain(cfg, logger)
+	if err := m.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "bot:", err)
+		_ = m.Close()
+		os.Exit(1)
+	}
+	<-ctx.Done()
+	logger.Info("bot stopping")
+	if err := m.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "bot:", err)
+		os.Exit(1)
+	}
+}
+
+// Main is the bot program: Run starts it, Close stops it.
+type Main struct {
+	Config config.Config
+	Logger *slog.Logger
+
+	App     *app.App
+	ln      net.Listener
+	server  *http.Server
+	cancel  context.CancelFunc
+	workers sync.WaitGroup
+}
+
+// NewMain returns a bot for cfg.
+func NewMain(cfg config.Config, logger *slog.Logger) *Main {
+	return &Main{Config: cfg, Logger: logger}
+}
+
+// Run opens the store and engine, starts the inbox workers and the
+// listener, and returns once both run.
+func (m *Main) Run(ctx context.Context) (err error) {
+	cfg := m.Config
+	if m.App, err = app.Open(ctx, cfg, m.Logger); err != nil {
+		return err
+	}
+	if err := m.App.SyncKnowledge(ctx); err != nil {
+		return err
+	}
+	repliers := map[engine.Platform]engine.ReplierFactory{}
+	worker, err := engine.NewWorker(engine.WorkerConfig{Concurrency: cfg.Bot.Workers}, engine.WorkerDeps{
+		Inbox: m.App.Store, Handler: m.App.Engine, Repliers: repliers, Logger: m.Logger,
+	})
+	if err != nil {
+		return fmt.Errorf("workers: %w", err)
+	}
+	if m.ln, err = net.Listen("tcp", cfg.Bot.Addr); err != nil {
+		return fmt.Errorf("listen on bot.addr %s: %w (choose a free port with CONVOSPHERE_BOT_ADDR)", cfg.Bot.Addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		if err := m.App.Ready(ctx); err != nil {
+			m.Logger.WarnContext(ctx, "not ready", "error", err)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	m.server = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
+	go func() {
+		if err := m.server.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.Logger.Error("bot listener stopped", "error", err)
+		}
+	}()
+
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.cancel = cancel
+	m.workers.Go(func() { _ = worker.Run(wctx) })
+	platforms := len(repliers)
+	m.Logger.Info("bot ready", "addr", m.ln.Addr().String(), "workers", cfg.Bot.Workers, "platforms", platforms)
+	if platforms == 0 {
+		m.Logger.Info("no chat platform is configured yet; the bot waits for inbox events (see docs/slack.md)")
+	}
+	return nil
+}
+
+// Addr is the listener's address.
+func (m *Main) Addr() string {
+	if m.ln == nil {
+		return ""
+	}
+	return m.ln.Addr().String()
+}
+
+// Close stops the listener, lets the workers finish the events in hand, and
+// closes the store.
+func (m *Main) Close() error {
+	var errs []error
+	if m.server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		errs = append(errs, m.server.Shutdown(ctx))
+	}
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.workers.Wait()
+	if m.App != nil {
+		errs = append(errs, m.App.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/convosphere/convosphere/cmd/internal/app"
+	"github.com/convosphere/convosphere/cmd/internal/config"
+	"github.com/convosphere/convosphere/console/web"
+	"github.com/convosphere/convosphere/engine"
+)
+
+// Main is the console program: Run starts it, Close stops it. Tests run
+// the real wiring through it on 127.0.0.1:0 with a temporary data directory.
+type Main struct {
+	Config config.Config
+	Stdout io.Writer // start-up banner (URL, first admin password)
+	Logger *slog.Logger
+
+	App    *app.App
+	ln     net.Listener
+	server *http.Server
+	served chan error
+}
+
+// NewMain returns a console for cfg.
+func NewMain(cfg config.Config, stdout io.Writer, logger *slog.Logger) *Main {
+	return &Main{Config: cfg, Stdout: stdout, Logger: logger}
+}
+
+// Run opens the store and the engine, creates the first admin when there is
+// no user, seeds the demo when configured, and starts serving. It returns
+// once the console accepts connections.
+func (m *Main) Run(ctx context.Context) (err error) {
+	cfg := m.Config
+	if m.App, err = app.Open(ctx, cfg, m.Logger); err != nil {
+		return err
+	}
+	adminPassword, created, err := ensureAdmin(ctx, m.App.Store, cfg.Admin.Password)
+	if err != nil {
+		return err
+	}
+	if err := m.App.SyncKnowledge(ctx); err != nil {
+		return err
+	}
+	if cfg.Demo.DocsDir != "" {
+		if err := m.App.SeedDemo(ctx, cfg.Demo.DocsDir); err != nil {
+			return err
+		}
+	}
+	handler, err := web.New(web.Config{
+		MaxMessageBytes: cfg.Engine.MaxMessageBytes,
+		SessionTTL:      cfg.Console.SessionTTL,
+		SecureCookies:   cfg.Console.SecureCookies,
+		Version:         version,
+	}, web.Deps{Store: m.App.Store, Chat: m.App.Engine, Ready: m.App.Ready, Logger: m.Logger})
+	if err != nil {
+		return fmt.Errorf("console: %w", err)
+	}
+	if m.ln, err = net.Listen("tcp", cfg.Console.Addr); err != nil {
+		return fmt.Errorf("listen on console.addr %s: %w (choose a free port with CONVOSPHERE_CONSOLE_ADDR)", cfg.Console.Addr, err)
+	}
+	m.server = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+	}
+	m.served = make(chan error, 1)
+	go func() { m.served <- m.server.Serve(m.ln) }()
+
+	m.Logger.Info("console ready", "url", m.URL())
+	fmt.Fprintf(m.Stdout, "\n  ConvoSphere console: %s/playground\n", m.URL())
+	switch {
+	case created && cfg.Admin.Password == "":
+		fmt.Fprintf(m.Stdout, "  Created user admin with the generated password: %s\n  (shown once: keep it, or set admin.password before the first start)\n", adminPassword)
+	case cfg.Demo.DocsDir != "" && cfg.Admin.Password != "":
+		// make run keeps the demo's admin password in the data directory and
+		// passes it on every start; show it when it is still the one in use.
+		if u, err := m.App.Store.UserByName(ctx, "admin"); err == nil && engine.CheckPassword(u.PasswordHash, cfg.Admin.Password) {
+			fmt.Fprintf(m.Stdout, "  Sign in as: admin / %s\n", cfg.Admin.Password)
+		}
+	}
+	if cfg.Demo.DocsDir != "" {
+		fmt.Fprintf(m.Stdout, "  Ask the demo assistant %q, e.g. \"How do I connect Slack?\"\n", app.DemoAssistant)
+	}
+	fmt.Fprintln(m.Stdout)
+	return nil
+}
+
+// URL is the console's base URL.
+func (m *Main) URL() string {
+	if m.ln == nil {
+		return ""
+	}
+	return "http://" + m.ln.Addr().String()
+}
+
+// Wait blocks until the server stops or ctx ends.
+func (m *Main) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-m.served:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("serve: %w", err)
+	}
+}
+
+// Close stops accepting connections, lets requests in flight (streams
+// included) finish for up to 10 seconds, and closes the store.
+func (m *Main) Close() error {
+	var errs []error
+	if m.server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := m.server.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("shut down console: %w", err))
+		}
+	}
+	if m.App != nil {
+		errs = append(errs, m.App.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// ensureAdmin creates user admin when the store has no users, with the
+// configured password or a generated one. It returns the password used and
+// whether the user was created.
+func ensureAdmin(ctx context.Context, users engine.UserStore, password string) (string, bool, error) {
+	n, err := users.CountUsers(ctx)
+	if err != nil {
+		return "", false, fmt.Errorf("count users: %w", err)
+	}
+	if n > 0 {
+		return "", false, nil
+	}
+	if password == "" {
+		password = generatePassword()
+	}
+	hash, err := engine.HashPassword(password)
+	if err != nil {
+		return "", false, fmt.Errorf("admin.password: %w", err)
+	}
+	u := &engine.User{Name: "admin", DisplayName: "Administrator", Role: engine.RoleAdmin, PasswordHash: hash}
+	if err := users.CreateUser(ctx, u); err != nil {
+		if engine.ErrorCode(err) == engine.ECONFLICT { // another process created it first
+			return "", false, nil
+		}
+		return "", false, fmt.Errorf("create user admin: %w", err)
+	}
+	return password, true, nil
+}
+
+// generatePassword returns a random password of 22 URL-safe characters.
+func generatePassword() string {
+	token, _ := engine.NewSecret("")
+	return token[:22]
+}
+
+func (c *cli) serve(ctx context.Context) error {
+	logger := app.NewLogger(c.cfg.Log, c.stderr)
+	m := NewMain(c.cfg, c.stdout, logger)
+	if err := m.Run(ctx); err != nil {
+		_ = m.Close()
+		return err
+	}
+	err := m.Wait(ctx)
+	logger.Info("console stopping")
+	return errors.Join(err, m.Close())
+}

@@ -1,0 +1,215 @@
+// Package app wires the components both binaries share: the store, the
+// knowledge service and index, the language model and the engine. It is the
+// only place (with the mains) that knows concrete types.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/convosphere/convosphere/cmd/internal/config"
+	"github.com/convosphere/convosphere/engine"
+	"github.com/convosphere/convosphere/knowledge"
+	"github.com/convosphere/convosphere/knowledge/embedded"
+	"github.com/convosphere/convosphere/llm/extractive"
+	"github.com/convosphere/convosphere/llm/openai"
+	"github.com/convosphere/convosphere/store/postgres"
+	"github.com/convosphere/convosphere/store/sqlite"
+)
+
+// App holds the shared components of a running process.
+type App struct {
+	Config    config.Config
+	Logger    *slog.Logger
+	Store     engine.Store
+	Index     knowledge.Index
+	Knowledge *knowledge.Service
+	Model     engine.LanguageModel
+	Engine    *engine.Engine
+}
+
+// NewLogger returns the process logger described by cfg.
+func NewLogger(cfg config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// OpenStore opens the configured relational store: SQLite in the data
+// directory by default, PostgreSQL when database.url is set. Migrations are
+// applied unless migrate is false.
+func OpenStore(ctx context.Context, cfg config.Config, logger *slog.Logger, migrate bool) (engine.Store, error) {
+	if cfg.Database.URL != "" {
+		db, err := postgres.Open(ctx, postgres.Config{URL: cfg.Database.URL, SkipMigrations: !migrate, Logger: logger})
+		if err != nil {
+			return nil, fmt.Errorf("open PostgreSQL (database.url): %w", err)
+		}
+		return db, nil
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data_dir %s: %w", cfg.DataDir, err)
+	}
+	db, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(cfg.DataDir, "convosphere.db"), SkipMigrations: !migrate, Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("open SQLite in data_dir %s: %w", cfg.DataDir, err)
+	}
+	return db, nil
+}
+
+// Open builds every shared component. Close releases them.
+func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, err error) {
+	a := &App{Config: cfg, Logger: logger}
+	defer func() {
+		if err != nil {
+			_ = a.Close()
+		}
+	}()
+	if a.Store, err = OpenStore(ctx, cfg, logger, true); err != nil {
+		return nil, err
+	}
+	if cfg.Redis.URL != "" {
+		logger.Warn("redis.url is set but this version does not use Redis yet; everything runs in-process")
+	}
+	if cfg.Weaviate.URL != "" {
+		logger.Warn("weaviate.url is set but this version does not use Weaviate yet; the embedded index is used")
+	}
+	if a.Index, err = embedded.Open(ctx, embedded.Config{Path: filepath.Join(cfg.DataDir, "index.db")}); err != nil {
+		return nil, fmt.Errorf("open the knowledge index in data_dir %s: %w", cfg.DataDir, err)
+	}
+	if a.Knowledge, err = knowledge.New(knowledge.Config{}, knowledge.Deps{Store: a.Store, Index: a.Index, Logger: logger}); err != nil {
+		return nil, fmt.Errorf("knowledge: %w", err)
+	}
+	if a.Model, err = NewModel(cfg.LLM, logger); err != nil {
+		return nil, err
+	}
+	a.Engine, err = engine.New(engine.Config{
+		MaxMessageBytes: cfg.Engine.MaxMessageBytes,
+		HistoryTokens:   cfg.Engine.HistoryTokens,
+		StallTimeout:    cfg.Engine.StallTimeout,
+		TurnTimeout:     cfg.Engine.TurnTimeout,
+	}, engine.Deps{
+		Assistants: a.Store, Conversations: a.Store, Traces: a.Store,
+		Model: a.Model, Retriever: a.Knowledge, Logger: logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	return a, nil
+}
+
+// NewModel returns the configured language model: the OpenAI-compatible
+// provider when llm.model or llm.base_url is set, else the extractive
+// responder that quotes knowledge passages.
+func NewModel(cfg config.LLM, logger *slog.Logger) (engine.LanguageModel, error) {
+	if !cfg.Enabled() {
+		logger.Info("no language model configured (llm.model): answers quote knowledge passages")
+		return extractive.New(extractive.Config{})
+	}
+	retries := cfg.MaxRetries
+	if retries == 0 {
+		retries = -1 // the provider reads 0 as "default"
+	}
+	p, err := openai.New(openai.Config{
+		BaseURL: cfg.BaseURL, APIKey: cfg.APIKey, Model: cfg.Model, EmbeddingModel: cfg.EmbeddingModel,
+		APIType: cfg.APIType, APIVersion: cfg.APIVersion, RequestTimeout: cfg.Timeout,
+		MaxRetries: retries, Logger: logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("language model (llm.*): %w", err)
+	}
+	logger.Info("language model configured", "model", cfg.Model, "api_type", cfg.APIType)
+	return p, nil
+}
+
+// Ready reports whether the process's dependencies answer.
+func (a *App) Ready(ctx context.Context) error {
+	if err := a.Store.Ping(ctx); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	return nil
+}
+
+// Close releases every component that was opened.
+func (a *App) Close() error {
+	var errs []error
+	if a.Index != nil {
+		errs = append(errs, a.Index.Close())
+	}
+	if a.Store != nil {
+		errs = append(errs, a.Store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// SyncKnowledge makes the knowledge index hold every stored document (a new
+// index file, or another replica's uploads) and logs what it did.
+func (a *App) SyncKnowledge(ctx context.Context) error {
+	if err := a.Knowledge.Sync(ctx); err != nil {
+		return fmt.Errorf("sync knowledge index: %w", err)
+	}
+	return nil
+}
+
+// Demo names what SeedDemo creates.
+const (
+	DemoKnowledgeBase = "convosphere-docs"
+	DemoAssistant     = "ConvoSphere Guide"
+)
+
+const demoPrompt = `You are ConvoSphere Guide, the assistant of the ConvoSphere documentation.
+Answer questions about installing, configuring and operating ConvoSphere from the documentation
+passages you are given. Be concise, use Markdown, and cite passages with [n].`
+
+// SeedDemo creates (or refreshes) the knowledge base of the docs directory
+// and, when there are no assistants yet, a default assistant that answers
+// from it. Re-running it only re-indexes documents that changed.
+func (a *App) SeedDemo(ctx context.Context, docsDir string) error {
+	if _, err := a.Store.KnowledgeBaseByName(ctx, DemoKnowledgeBase); engine.IsNotFound(err) {
+		kb := &engine.KnowledgeBase{Name: DemoKnowledgeBase, Description: "ConvoSphere's own documentation (" + docsDir + ")"}
+		if err := a.Store.CreateKnowledgeBase(ctx, kb); err != nil && engine.ErrorCode(err) != engine.ECONFLICT {
+			return fmt.Errorf("create demo knowledge base: %w", err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("load demo knowledge base: %w", err)
+	}
+	report, err := a.Knowledge.IngestPath(ctx, DemoKnowledgeBase, docsDir, nil)
+	if err != nil {
+		return fmt.Errorf("ingest demo docs from %s: %w", docsDir, err)
+	}
+	a.Logger.Info("demo knowledge base ready", "knowledge_base", DemoKnowledgeBase, "indexed", len(report.OK), "unchanged", len(report.Skipped), "failed", len(report.Failed))
+	for _, f := range report.Failed {
+		a.Logger.Warn("demo document failed", "source", f.Source, "reason", f.Reason)
+	}
+	all, err := a.Store.ListAssistants(ctx)
+	if err != nil {
+		return fmt.Errorf("list assistants: %w", err)
+	}
+	if len(all) > 0 {
+		return nil
+	}
+	as := &engine.Assistant{
+		Name:           DemoAssistant,
+		Description:    "Answers questions about ConvoSphere from its documentation.",
+		SystemPrompt:   strings.TrimSpace(demoPrompt),
+		Temperature:    0.2,
+		KnowledgeBases: []string{DemoKnowledgeBase},
+		IsDefault:      true,
+	}
+	if err := as.Validate(); err != nil {
+		return err
+	}
+	if err := a.Store.CreateAssistant(ctx, as); err != nil && engine.ErrorCode(err) != engine.ECONFLICT {
+		return fmt.Errorf("create demo assistant: %w", err)
+	}
+	return nil
+}

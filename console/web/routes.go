@@ -1,0 +1,60 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+)
+
+// routes lists every route of the console: one handler per page action.
+func (s *Server) routes() (*gin.Engine, error) {
+	// Release mode keeps gin from printing its debug banner; gin keeps the
+	// mode in a package variable, which is why it is set here and not per engine.
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	if err := r.SetTrustedProxies(s.cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("console: trusted proxies: %w", err)
+	}
+	r.HandleMethodNotAllowed = true
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.Use(s.logRequests, s.recoverPanics, s.securityHeaders, s.rejectCrossOrigin)
+	r.NoRoute(s.notFound)
+	r.NoMethod(s.methodNotAllowed)
+
+	// Probes: no authentication, no dependencies for liveness.
+	r.GET("/healthz", s.healthz)
+	r.HEAD("/healthz", s.healthz)
+	r.GET("/readyz", s.readyz)
+	r.HEAD("/readyz", s.readyz)
+
+	r.GET("/static/*name", s.staticFile)
+
+	// Sign-in.
+	r.GET("/", s.home)
+	r.GET("/login", s.showLogin)
+	r.POST("/login", s.submitLogin)
+	r.POST("/logout", s.logout)
+
+	// Pages for signed-in users.
+	pages := r.Group("/", s.requirePageUser)
+	pages.GET("/playground", s.showPlayground)
+
+	// The API: bearer token, or session cookie plus X-CSRF-Token.
+	api := r.Group("/api/v1", s.requireAPIUser)
+	api.POST("/chat", s.chat)
+	api.GET("/assistants", s.listAssistants)
+
+	return r, nil
+}
+
+// notFound answers unknown paths: JSON under /api/, a page elsewhere.
+func (s *Server) notFound(c *gin.Context) {
+	s.fail(c, notFoundError(c.Request.URL.Path))
+}
+
+func (s *Server) methodNotAllowed(c *gin.Context) {
+	s.failStatus(c, http.StatusMethodNotAllowed, "method_not_allowed",
+		fmt.Sprintf("%s is not allowed on %s; the Allow header lists the methods that are.", c.Request.Method, c.Request.URL.Path))
+}

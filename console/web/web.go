@@ -1,0 +1,153 @@
+// Package web is the console's HTTP surface: the sign-in pages, the
+// playground, the chat API and the embedded templates and static assets,
+// served by gin. It takes the engine's interfaces through Deps and never
+// imports an adapter, a store or a language-model provider.
+package web
+
+import (
+	"context"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/convosphere/convosphere/engine"
+)
+
+// Config tunes the console. The zero value gets defaults from New.
+type Config struct {
+	// MaxMessageBytes limits a chat message; default engine.DefaultMaxMessageBytes.
+	MaxMessageBytes int
+	// SessionTTL is how long a sign-in lasts; default 12h.
+	SessionTTL time.Duration
+	// SecureCookies marks cookies Secure (and uses __Host- names); set it
+	// whenever the console is served over HTTPS.
+	SecureCookies bool
+	// Version is shown in the page footer.
+	Version string
+	// LoginMaxFailures is how many failed sign-ins one client IP may make
+	// for one name within LoginWindow before it has to wait; default 5.
+	// A client IP may fail four times as often across all names.
+	LoginMaxFailures int
+	// LoginWindow is the throttle's window and pause; default 15m.
+	LoginWindow time.Duration
+	// ReadyTimeout bounds the readiness check; default 3s.
+	ReadyTimeout time.Duration
+	// SSEKeepAlive is how often an idle event stream gets a comment line so
+	// proxies keep it open; default 15s.
+	SSEKeepAlive time.Duration
+	// TrustedProxies are the addresses or CIDRs whose X-Forwarded-For is
+	// believed for the client IP; default none (the peer address is used).
+	TrustedProxies []string
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = engine.DefaultMaxMessageBytes
+	}
+	if c.SessionTTL == 0 {
+		c.SessionTTL = 12 * time.Hour
+	}
+	if c.LoginMaxFailures == 0 {
+		c.LoginMaxFailures = 5
+	}
+	if c.LoginWindow == 0 {
+		c.LoginWindow = 15 * time.Minute
+	}
+	if c.ReadyTimeout == 0 {
+		c.ReadyTimeout = 3 * time.Second
+	}
+	if c.SSEKeepAlive == 0 {
+		c.SSEKeepAlive = 15 * time.Second
+	}
+}
+
+// Validate reports the first invalid setting.
+func (c Config) Validate() error {
+	switch {
+	case c.MaxMessageBytes < 0:
+		return engine.Errorf(engine.EINVALID, "console: max message bytes must not be negative")
+	case c.SessionTTL < 0:
+		return engine.Errorf(engine.EINVALID, "console: session TTL must not be negative")
+	case c.SessionTTL > 0 && c.SessionTTL < time.Minute:
+		return engine.Errorf(engine.EINVALID, "console: session TTL %s is too short: use at least one minute", c.SessionTTL)
+	case c.LoginMaxFailures < 0:
+		return engine.Errorf(engine.EINVALID, "console: login max failures must not be negative")
+	case c.LoginWindow < 0 || c.ReadyTimeout < 0 || c.SSEKeepAlive < 0:
+		return engine.Errorf(engine.EINVALID, "console: durations must not be negative")
+	}
+	return nil
+}
+
+// Chat answers a message, streaming the answer through r. *engine.Engine
+// implements it.
+type Chat interface {
+	Handle(ctx context.Context, msg engine.Message, r engine.Replier) (*engine.Answer, error)
+}
+
+// Deps are the console's collaborators. Store and Chat are required.
+type Deps struct {
+	Store engine.Store
+	Chat  Chat
+	// Ready reports whether the dependencies can serve (for /readyz); nil
+	// means always ready.
+	Ready  func(ctx context.Context) error
+	Logger *slog.Logger
+}
+
+// Server is the console's http.Handler.
+type Server struct {
+	cfg      Config
+	deps     Deps
+	log      *slog.Logger
+	router   *gin.Engine
+	pages    map[string]*template.Template
+	assets   *assets
+	throttle *throttle
+	cookies  cookieNames
+	origins  *http.CrossOriginProtection
+	now      func() time.Time
+}
+
+// New returns the console server, or an error naming the missing
+// dependency, the bad setting or the broken template.
+func New(cfg Config, deps Deps) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Store == nil || deps.Chat == nil {
+		return nil, engine.Errorf(engine.EINVALID, "console: store and chat are required")
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg:     cfg,
+		deps:    deps,
+		log:     log.With("component", "console"),
+		cookies: newCookieNames(cfg.SecureCookies),
+		origins: http.NewCrossOriginProtection(),
+		now:     time.Now,
+	}
+	s.throttle = newThrottle(cfg.LoginMaxFailures, cfg.LoginWindow, func() time.Time { return s.now() })
+	var err error
+	if s.assets, err = loadAssets(); err != nil {
+		return nil, err
+	}
+	if s.pages, err = parseTemplates(s.assets); err != nil {
+		return nil, err
+	}
+	if s.router, err = s.routes(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.router.ServeHTTP(w, r)
+}

@@ -1,0 +1,125 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/convosphere/convosphere/engine"
+	"github.com/convosphere/convosphere/engine/enginetest"
+)
+
+type errHandler struct {
+	mu    sync.Mutex
+	errs  []error
+	calls int
+}
+
+func (h *errHandler) Handle(ctx context.Context, msg engine.Message, r engine.Replier) (*engine.Answer, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls++
+	var err error
+	if len(h.errs) > 0 {
+		err, h.errs = h.errs[0], h.errs[1:]
+	}
+	_ = r.Finish(ctx, engine.Answer{Text: "answer"})
+	return &engine.Answer{}, err
+}
+
+type factory struct{ replier *enginetest.Replier }
+
+func (f factory) Replier(context.Context, *engine.InboxEvent, engine.Message) (engine.Replier, error) {
+	return f.replier, nil
+}
+
+func mustEnqueue(tb testing.TB, inbox engine.Inbox, platform engine.Platform, eventID, text string) *engine.InboxEvent {
+	tb.Helper()
+	msg := slackMessage("T-"+eventID, text)
+	msg.ID = eventID
+	payload, _ := json.Marshal(msg)
+	ev := &engine.InboxEvent{Platform: platform, EventID: eventID, ThreadKey: msg.Thread.Key(), Payload: payload}
+	inserted, err := inbox.Enqueue(context.Background(), ev)
+	if err != nil || !inserted {
+		tb.Fatalf("enqueue %s: inserted=%v err=%v", eventID, inserted, err)
+	}
+	return ev
+}
+
+func TestWorkerOutcomes(t *testing.T) {
+	tests := []struct {
+		name        string
+		platform    engine.Platform
+		errs        []error
+		maxAttempts int
+		runs        int
+		status      engine.EventStatus
+		calls       int
+	}{
+		{"answered", engine.PlatformSlack, nil, 3, 1, engine.EventDoneSt, 1},
+		{"rejected input is done", engine.PlatformSlack, []error{engine.Errorf(engine.EINVALID, "empty")}, 3, 1, engine.EventDoneSt, 1},
+		{"unavailable is retried", engine.PlatformSlack, []error{engine.Errorf(engine.EUNAVAILABLE, "down")}, 3, 1, engine.EventPending, 1},
+		{"retried then answered", engine.PlatformSlack, []error{engine.Errorf(engine.EUNAVAILABLE, "down")}, 3, 2, engine.EventDoneSt, 2},
+		{"dead after max attempts", engine.PlatformSlack, []error{engine.Errorf(engine.ETIMEOUT, "slow"), engine.Errorf(engine.ETIMEOUT, "slow")}, 2, 2, engine.EventDead, 2},
+		{"no adapter for platform", engine.PlatformDiscord, nil, 3, 1, engine.EventDead, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := mustFixture(t, engine.Config{})
+			h := &errHandler{errs: tt.errs}
+			w, err := engine.NewWorker(engine.WorkerConfig{MaxAttempts: tt.maxAttempts, BackoffBase: time.Millisecond, BackoffMax: 2 * time.Millisecond}, engine.WorkerDeps{
+				Inbox: f.store, Handler: h, Repliers: map[engine.Platform]engine.ReplierFactory{engine.PlatformSlack: factory{&enginetest.Replier{}}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev := mustEnqueue(t, f.store, tt.platform, "E1", "hello")
+			for i := range tt.runs {
+				time.Sleep(5 * time.Millisecond) // past the backoff
+				worked, err := w.ProcessOne(context.Background())
+				if err != nil || !worked {
+					t.Fatalf("run %d: worked=%v err=%v", i, worked, err)
+				}
+			}
+			got, err := f.store.InboxEventByID(context.Background(), ev.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Status != tt.status || h.calls != tt.calls {
+				t.Fatalf("status %s after %d handler calls; want %s after %d (last error %q)", got.Status, h.calls, tt.status, tt.calls, got.LastError)
+			}
+		})
+	}
+}
+
+func TestWorkerRunAnswersEveryEventOnce(t *testing.T) {
+	f := mustFixture(t, engine.Config{})
+	replier := &enginetest.Replier{}
+	w, err := engine.NewWorker(engine.WorkerConfig{Concurrency: 3, PollInterval: 5 * time.Millisecond}, engine.WorkerDeps{
+		Inbox: f.store, Handler: f.engine, Repliers: map[engine.Platform]engine.ReplierFactory{engine.PlatformSlack: factory{replier}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 12
+	for i := range n {
+		mustEnqueue(t, f.store, engine.PlatformSlack, "E"+string(rune('a'+i)), "question")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(replier.Finished()) < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if got := len(replier.Finished()); got != n {
+		t.Fatalf("answered %d events, want %d", got, n)
+	}
+	if worked, err := w.ProcessOne(context.Background()); worked || err != nil {
+		t.Fatalf("events left in the inbox: worked=%v err=%v", worked, err)
+	}
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# make test: install test dependencies, start real servers on loopback, run every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+eval "$(scripts/services.sh start)"
+trap 'scripts/services.sh stop' EXIT
+export CONVOSPHERE_REQUIRE_SERVERS=1
+
+echo "test: go vet" >&2
+go vet ./...
+echo "test: go test (PostgreSQL at ${CONVOSPHERE_TEST_POSTGRES_URL%%\?*})" >&2
+go test -count=1 -timeout 15m "$@" ./...

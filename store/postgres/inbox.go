@@ -1,0 +1,224 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/convosphere/convosphere/engine"
+)
+
+const inboxColumns = `id, platform, event_id, thread_key, payload, status, attempts, lease_owner, leased_until,
+	available_at, last_error, received_at, updated_at`
+
+func scanInboxEvent(s scanner) (*engine.InboxEvent, error) {
+	var e engine.InboxEvent
+	err := s.Scan(&e.ID, &e.Platform, &e.EventID, &e.ThreadKey, &e.Payload, &e.Status, &e.Attempts, &e.LeaseOwner,
+		timeCol{&e.LeasedUntil}, timeCol{&e.AvailableAt}, &e.LastError, timeCol{&e.ReceivedAt}, timeCol{&e.UpdatedAt})
+	if err != nil {
+		return nil, err
+	}
+	if e.Payload == nil {
+		e.Payload = []byte{}
+	}
+	return &e, nil
+}
+
+// Enqueue stores e as a pending event unless (Platform, EventID) is already
+// stored, and reports whether it was inserted; either way e is filled with
+// the stored record. An empty ThreadKey becomes "platform:event_id" (an
+// event that is ordered after no other), a zero ReceivedAt or AvailableAt
+// becomes now.
+func (db *DB) Enqueue(ctx context.Context, e *engine.InboxEvent) (bool, error) {
+	if e.Platform == "" || e.EventID == "" {
+		return false, engine.Errorf(engine.EINVALID, "An inbox event needs a platform and an event id.")
+	}
+	in := *e
+	if in.ID == "" {
+		in.ID = engine.NewID()
+	}
+	if in.ThreadKey == "" {
+		in.ThreadKey = string(in.Platform) + ":" + in.EventID
+	}
+	at := now()
+	in.ReceivedAt, in.AvailableAt = norm(in.ReceivedAt), norm(in.AvailableAt)
+	if in.ReceivedAt.IsZero() {
+		in.ReceivedAt = at
+	}
+	if in.AvailableAt.IsZero() {
+		in.AvailableAt = at
+	}
+	if in.Payload == nil {
+		in.Payload = []byte{}
+	}
+	in.Status, in.Attempts, in.LeaseOwner, in.LeasedUntil, in.LastError, in.UpdatedAt =
+		engine.EventPending, 0, "", time.Time{}, "", at
+	tag, err := db.pool.Exec(ctx, `INSERT INTO inbox_events (id, platform, event_id, thread_key, payload, status,
+		attempts, lease_owner, available_at, last_error, received_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, 0, '', $7, '', $8, $9)
+		ON CONFLICT (platform, event_id) DO NOTHING`,
+		in.ID, string(in.Platform), in.EventID, in.ThreadKey, in.Payload, string(in.Status),
+		in.AvailableAt, in.ReceivedAt, in.UpdatedAt)
+	switch {
+	case duplicate(err):
+		return false, engine.WrapError(engine.ECONFLICT, err, "Inbox event %q already exists.", in.ID)
+	case err != nil:
+		return false, fmt.Errorf("enqueue event: %w", err)
+	}
+	if tag.RowsAffected() == 1 {
+		*e = in
+		return true, nil
+	}
+	stored, err := scanInboxEvent(db.pool.QueryRow(ctx, `SELECT `+inboxColumns+` FROM inbox_events
+		WHERE platform = $1 AND event_id = $2`, string(e.Platform), e.EventID))
+	if err != nil {
+		return false, fmt.Errorf("enqueue event: read duplicate: %w", err)
+	}
+	*e = *stored
+	return false, nil
+}
+
+// prefixed returns the column list with each column qualified by alias.
+func prefixed(alias, columns string) string {
+	cols := strings.Split(columns, ",")
+	for i, c := range cols {
+		cols[i] = alias + "." + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
+}
+
+var claimSQL = `WITH next AS (
+		SELECT e.id FROM inbox_events e
+		WHERE e.status IN ('pending', 'leased')
+			AND ((e.status = 'pending' AND e.available_at <= $3) OR (e.status = 'leased' AND e.leased_until <= $3))
+			AND NOT EXISTS (
+				SELECT 1 FROM inbox_events o
+				WHERE o.thread_key = e.thread_key AND o.status IN ('pending', 'leased')
+					AND (o.seq < e.seq OR (o.status = 'leased' AND o.leased_until > $3))
+			)
+		ORDER BY e.seq
+		LIMIT 1
+		FOR UPDATE OF e SKIP LOCKED
+	)
+	UPDATE inbox_events i
+	SET status = 'leased', attempts = i.attempts + 1, lease_owner = $1, leased_until = $2, updated_at = $3
+	FROM next WHERE i.id = next.id
+	RETURNING ` + prefixed("i", inboxColumns)
+
+// Claim leases the oldest available event (pending and due, or leased with
+// an expired lease) whose thread has no older unfinished event and no other
+// event under an unexpired lease, incrementing Attempts. ENOTFOUND when
+// none is ready. Concurrent claimers skip the rows others have locked.
+func (db *DB) Claim(ctx context.Context, owner string, lease time.Duration) (*engine.InboxEvent, error) {
+	if owner == "" || lease <= 0 {
+		return nil, engine.Errorf(engine.EINVALID, "Claiming an inbox event needs an owner and a positive lease.")
+	}
+	at := now()
+	e, err := scanInboxEvent(db.pool.QueryRow(ctx, claimSQL, owner, norm(at.Add(lease)), at))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, engine.Errorf(engine.ENOTFOUND, "No inbox event is ready.")
+	case err != nil:
+		return nil, fmt.Errorf("claim inbox event: %w", err)
+	}
+	return e, nil
+}
+
+// finish moves a leased event owned by owner to another status, or explains
+// why it cannot: ENOTFOUND for an unknown id, ECONFLICT when owner does not
+// hold the lease (it was never leased, was finished, or another worker
+// claimed it after the lease expired). An expired lease that nobody took
+// over still belongs to its owner. set refers to its arguments as $1...
+func (db *DB) finish(ctx context.Context, op, id, owner, set string, args ...any) error {
+	n := len(args)
+	args = append(args, now(), id, owner)
+	tag, err := db.pool.Exec(ctx, fmt.Sprintf(`UPDATE inbox_events SET %s, updated_at = $%d
+		WHERE id = $%d AND status = 'leased' AND lease_owner = $%d`, set, n+1, n+2, n+3), args...)
+	if err != nil {
+		return fmt.Errorf("%s inbox event: %w", op, err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	e, err := db.InboxEventByID(ctx, id)
+	if err != nil {
+		return err
+	}
+	return engine.Errorf(engine.ECONFLICT, "Inbox event %q is not leased by %q (status %s, owner %q).", id, owner, e.Status, e.LeaseOwner)
+}
+
+// Complete marks a leased event done.
+func (db *DB) Complete(ctx context.Context, id, owner string) error {
+	return db.finish(ctx, "complete", id, owner, `status = 'done', leased_until = NULL`)
+}
+
+// Retry releases a leased event to be claimed again at at (now when zero).
+func (db *DB) Retry(ctx context.Context, id, owner string, at time.Time, errMsg string) error {
+	if at.IsZero() {
+		at = time.Now()
+	}
+	return db.finish(ctx, "retry", id, owner,
+		`status = 'pending', lease_owner = '', leased_until = NULL, available_at = $1, last_error = $2`, norm(at), errMsg)
+}
+
+// DeadLetter gives up on a leased event.
+func (db *DB) DeadLetter(ctx context.Context, id, owner, errMsg string) error {
+	return db.finish(ctx, "dead-letter", id, owner, `status = 'dead', leased_until = NULL, last_error = $1`, errMsg)
+}
+
+// InboxEventByID returns the inbox event with the id.
+func (db *DB) InboxEventByID(ctx context.Context, id string) (*engine.InboxEvent, error) {
+	e, err := scanInboxEvent(db.pool.QueryRow(ctx, `SELECT `+inboxColumns+` FROM inbox_events WHERE id = $1`, id))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, notFound("Inbox event", id)
+	case err != nil:
+		return nil, fmt.Errorf("get inbox event: %w", err)
+	}
+	return e, nil
+}
+
+// RecordOutbound stores m, replacing an earlier record of the same
+// (Platform, EventID, Part). A zero CreatedAt becomes now.
+func (db *DB) RecordOutbound(ctx context.Context, m *engine.OutboundMessage) error {
+	if m.Platform == "" || m.EventID == "" || m.MessageID == "" || m.Part < 0 {
+		return engine.Errorf(engine.EINVALID, "An outbound message needs a platform, an event id, a message id and a part >= 0.")
+	}
+	m.CreatedAt = norm(m.CreatedAt)
+	if m.CreatedAt.IsZero() {
+		m.CreatedAt = now()
+	}
+	_, err := db.pool.Exec(ctx, `INSERT INTO outbound_messages (platform, event_id, part, channel_id, message_id, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (platform, event_id, part) DO UPDATE SET channel_id = excluded.channel_id,
+			message_id = excluded.message_id, created_at = excluded.created_at`,
+		string(m.Platform), m.EventID, m.Part, m.ChannelID, m.MessageID, m.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("record outbound message: %w", err)
+	}
+	return nil
+}
+
+// Outbound returns the messages posted for an event, ordered by Part.
+func (db *DB) Outbound(ctx context.Context, platform engine.Platform, eventID string) ([]*engine.OutboundMessage, error) {
+	rows, err := db.pool.Query(ctx, `SELECT platform, event_id, part, channel_id, message_id, created_at
+		FROM outbound_messages WHERE platform = $1 AND event_id = $2 ORDER BY part`, string(platform), eventID)
+	if err != nil {
+		return nil, fmt.Errorf("list outbound messages: %w", err)
+	}
+	list, err := collect(rows, func(s scanner) (*engine.OutboundMessage, error) {
+		var m engine.OutboundMessage
+		if err := s.Scan(&m.Platform, &m.EventID, &m.Part, &m.ChannelID, &m.MessageID, timeCol{&m.CreatedAt}); err != nil {
+			return nil, err
+		}
+		return &m, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list outbound messages: %w", err)
+	}
+	return list, nil
+}
