@@ -146,6 +146,10 @@ func TestCitationsFor(t *testing.T) {
 	if c := citationsFor("[1]", ps)[0]; c.Section != "One › Two" || c.Index != 1 || c.Snippet != "alpha" {
 		t.Errorf("citation fields: %+v", c)
 	}
+	heading := []Passage{{ID: "h", Text: "## Create the app\n\nOpen the page.\n#hashtag stays"}}
+	if got := citationsFor("[1]", heading)[0].Snippet; got != "Create the app Open the page. #hashtag stays" {
+		t.Errorf("snippet keeps heading marks: %q", got)
+	}
 	if got := citationsFor("[1]", nil); got == nil || len(got) != 0 {
 		t.Errorf("no passages: want an empty, non-nil list, got %#v", got)
 	}

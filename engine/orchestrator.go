@@ -423,7 +423,10 @@ func modelError(err error) error {
 	return WrapError(EUNAVAILABLE, err, "The language model is unavailable right now; please try again in a minute.")
 }
 
-var citationRE = regexp.MustCompile(`\[(\d{1,2})\]`)
+var (
+	citationRE   = regexp.MustCompile(`\[(\d{1,2})\]`)
+	headingMarks = regexp.MustCompile(`(?m)^\s{0,3}#{1,6}\s+`)
+)
 
 // citationsFor lists the passages an answer cites with [n] markers, in order
 // of first use; when it cites none, every passage it was given.
@@ -451,7 +454,7 @@ func citationsFor(text string, passages []Passage) []Citation {
 		p := passages[n-1]
 		out = append(out, Citation{
 			Index: n, PassageID: p.ID, KnowledgeBase: p.KnowledgeBase, Document: p.Document, Title: p.Title,
-			Section: strings.Join(p.HeadingPath, " › "), Snippet: Snippet(p.Text, 240),
+			Section: strings.Join(p.HeadingPath, " › "), Snippet: Snippet(headingMarks.ReplaceAllString(p.Text, ""), 240),
 		})
 	}
 	return out

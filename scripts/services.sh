@@ -7,10 +7,35 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 state=${CONVOSPHERE_SERVICES_DIR:-$root/.cache/services}
-pg_port=${CONVOSPHERE_TEST_PG_PORT:-55432}
+pg_port=${CONVOSPHERE_TEST_PG_PORT:-}
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
 
 log() { echo "services: $*" >&2; }
+
+# listening PORT: is something accepting connections on 127.0.0.1:PORT?
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# choose_port: the port this checkout's cluster uses; a free one from 55432 up
+# the first time (another checkout's cluster may hold 55432), then the same.
+choose_port() {
+	local file=$state/postgres.port
+	if [ -n "$pg_port" ]; then
+		return
+	fi
+	if [ -s "$file" ]; then
+		pg_port=$(cat "$file")
+		return
+	fi
+	for p in $(seq 55432 55531); do
+		if ! listening "$p"; then
+			pg_port=$p
+			break
+		fi
+	done
+	[ -n "$pg_port" ] || { log "no free port in 55432-55531 for PostgreSQL"; exit 1; }
+	mkdir -p "$state"
+	echo "$pg_port" >"$file"
+}
 
 start_postgres() {
 	if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/postgres" ]; then
@@ -19,6 +44,10 @@ start_postgres() {
 	fi
 	local dir=$state/postgres
 	mkdir -p "$state"
+	if [ -z "$pg_port" ] && [ -s "$dir/postmaster.pid" ] && runuser -u postgres -- "$pg_bin/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
+		pg_port=$(sed -n 4p "$dir/postmaster.pid") # already running: keep its port
+	fi
+	choose_port
 	if [ ! -f "$dir/PG_VERSION" ]; then
 		mkdir -p "$dir"
 		chown postgres:postgres "$dir" 2>/dev/null || true
@@ -27,6 +56,10 @@ start_postgres() {
 			{ cat "$state/initdb.log" >&2; exit 1; }
 	fi
 	if ! runuser -u postgres -- "$pg_bin/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
+		if listening "$pg_port"; then
+			log "port $pg_port is taken by another program: set CONVOSPHERE_TEST_PG_PORT to a free port"
+			exit 1
+		fi
 		runuser -u postgres -- "$pg_bin/pg_ctl" -D "$dir" -w -t 30 \
 			-o "-p $pg_port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
 			-l "$dir/log" start >/dev/null || { tail -n 20 "$dir/log" >&2; exit 1; }

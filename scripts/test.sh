@@ -4,7 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
-eval "$(scripts/services.sh start)"
+services_env=$(scripts/services.sh start)
+eval "$services_env"
 trap 'scripts/services.sh stop' EXIT
 export CONVOSPHERE_REQUIRE_SERVERS=1
 

@@ -22,12 +22,14 @@ import (
 	"github.com/convosphere/convosphere/knowledge"
 )
 
-// Column weights of bm25(): a match in a heading says more about a chunk
-// than one in its text; the document title is shared by all its chunks, so
-// it weighs less than the headings.
+// Column weights of bm25(): a match in a heading says a little more about a
+// chunk than one in its text. The title, and the outer headings, are shared
+// by every chunk of a document, so heavy weights there would rank a
+// document's shortest chunks first whatever their text says; modest weights
+// let the text decide between chunks of one document.
 const (
-	weightTitle    = 2.0
-	weightHeadings = 4.0
+	weightTitle    = 1.0
+	weightHeadings = 1.5
 	weightText     = 1.0
 )
 
