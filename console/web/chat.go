@@ -136,15 +136,20 @@ func (s *Server) readChatRequest(c *gin.Context) (*chatRequest, error) {
 	return req, nil
 }
 
-// checkJSONContentType accepts application/json, with no charset or UTF-8.
+// checkJSONContentType accepts any body that may hold JSON text: the JSON
+// is what is checked, so clients that leave the header out or send curl's
+// default (application/x-www-form-urlencoded) still work. Multipart bodies
+// and charsets other than UTF-8 cannot be JSON as this API reads it.
 func checkJSONContentType(header string) error {
-	unsupported := &engine.Error{Code: errUnsupportedMediaType, Message: "Send the request body as JSON with the header Content-Type: application/json."}
 	if header == "" {
-		return unsupported
+		return nil
 	}
 	mt, params, err := mime.ParseMediaType(header)
-	if err != nil || mt != "application/json" {
-		return unsupported
+	if err == nil && strings.HasPrefix(mt, "multipart/") {
+		err = errors.New("multipart")
+	}
+	if err != nil {
+		return &engine.Error{Code: errUnsupportedMediaType, Message: "Send the request body as JSON with the header Content-Type: application/json."}
 	}
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
 		return &engine.Error{Code: errUnsupportedMediaType, Message: fmt.Sprintf("Charset %q is not supported: send the JSON as UTF-8.", cs)}

@@ -360,6 +360,22 @@ func TestChatInterruptedAndFailed(t *testing.T) {
 	}
 }
 
+func TestChatAcceptsJSONWhateverTheContentType(t *testing.T) {
+	env := mustEnv(t, envOptions{})
+	env.MustAssistant("helper", true)
+	tok := env.MustToken(env.MustUser("alice", engine.RoleViewer))
+	for _, ct := range []string{"", "application/json", "application/json; charset=UTF-8", "text/plain", "application/x-www-form-urlencoded"} {
+		r := httptest.NewRequest(http.MethodPost, "/api/v1/chat", strings.NewReader(`{"message":"hi"}`))
+		if ct != "" {
+			r.Header.Set("Content-Type", ct)
+		}
+		tok.apply(r)
+		if w := env.serve(r); w.Code != http.StatusOK {
+			t.Errorf("Content-Type %q: status %d: %s", ct, w.Code, w.Body)
+		}
+	}
+}
+
 func TestChatBadInput(t *testing.T) {
 	const limit = 1024
 	long := strings.Repeat("a", limit+1)
@@ -380,8 +396,8 @@ func TestChatBadInput(t *testing.T) {
 		{"two objects", "application/json", `{"message":"a"} {"message":"b"}`, 400, "invalid", "more data after the JSON object"},
 		{"unknown field", "application/json", `{"message":"hi","stream":true}`, 400, "invalid", `Unknown field "stream"`},
 		{"wrong field type", "application/json", `{"message":42}`, 400, "invalid", `Field "message" must be a string, not a JSON number`},
-		{"wrong content type", "text/plain", `{"message":"hi"}`, 415, "unsupported_media_type", "Content-Type: application/json"},
-		{"no content type", "", `{"message":"hi"}`, 415, "unsupported_media_type", "Content-Type: application/json"},
+		{"multipart body", "multipart/form-data; boundary=x", `{"message":"hi"}`, 415, "unsupported_media_type", "Content-Type: application/json"},
+		{"form body that is not JSON", "application/x-www-form-urlencoded", `message=hi`, 400, "invalid", "not valid JSON"},
 		{"latin-1 charset", "application/json; charset=iso-8859-1", `{"message":"hi"}`, 415, "unsupported_media_type", "not supported"},
 		{"empty message", "application/json", `{"message":""}`, 400, "invalid", "The message is empty"},
 		{"blank message", "application/json", `{"message":"  \n\t "}`, 400, "invalid", "The message is empty"},

@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/convosphere/convosphere/engine"
 )
@@ -115,7 +113,9 @@ func (r *Responder) Stream(ctx context.Context, req engine.ChatRequest) (<-chan 
 
 // Answer composes the reply to question from passages: a label saying no
 // language model is configured, then quotes of the best passages, each with
-// the [n] marker of its 1-based position in passages.
+// the [n] marker of its 1-based position in passages. Each quote is one
+// Markdown blockquote of the passage's own lines, so tables, lists and code
+// keep their structure.
 func (r *Responder) Answer(question string, passages []engine.Passage) string {
 	picked := r.pick(question, passages)
 	if len(picked) == 0 {
@@ -140,7 +140,14 @@ func (r *Responder) Answer(question string, passages []engine.Passage) string {
 		if len(p.HeadingPath) > 0 {
 			fmt.Fprintf(&b, " › %s", strings.Join(p.HeadingPath, " › "))
 		}
-		fmt.Fprintf(&b, "\n> %s\n", quote(p.Text, terms, r.cfg.MaxQuoteRunes))
+		b.WriteString("\n")
+		for _, line := range quoteLines(p.Text, terms, r.cfg.MaxQuoteRunes) {
+			if line == "" {
+				b.WriteString(">\n")
+			} else {
+				fmt.Fprintf(&b, "> %s\n", line)
+			}
+		}
 	}
 	return strings.TrimRight(b.String(), "\n")
 }
@@ -183,131 +190,6 @@ func (r *Responder) pick(question string, passages []engine.Passage) []int {
 			break
 		}
 		out = append(out, c.index)
-	}
-	return out
-}
-
-// quote returns the part of text that best matches terms, at most max
-// runes, collapsed onto one line. Sentences are kept whole where they fit;
-// ellipses mark what was left out; no word or rune is cut in half (text
-// without spaces, like Chinese, is cut between runes).
-func quote(text string, terms termSet, max int) string {
-	sents := sentences(text)
-	if len(sents) == 0 {
-		return ""
-	}
-	whole := strings.Join(sents, " ")
-	if utf8.RuneCountInString(whole) <= max {
-		return whole
-	}
-	best := 0
-	scores := make([]int, len(sents))
-	for i, s := range sents {
-		scores[i] = terms.score(s)
-		if scores[i] > scores[best] {
-			best = i
-		}
-	}
-	// Reserve room for the ellipses on both sides.
-	budget := max - 2
-	first, last := best, best
-	size := utf8.RuneCountInString(sents[best])
-	if size > budget {
-		return clip(sents[best], terms, budget, best > 0, best < len(sents)-1)
-	}
-	for {
-		next, prev := last+1, first-1
-		canNext := next < len(sents) && size+1+utf8.RuneCountInString(sents[next]) <= budget
-		canPrev := prev >= 0 && size+1+utf8.RuneCountInString(sents[prev]) <= budget
-		switch {
-		case canNext && (!canPrev || scores[next] >= scores[prev]):
-			last = next
-			size += 1 + utf8.RuneCountInString(sents[next])
-		case canPrev:
-			first = prev
-			size += 1 + utf8.RuneCountInString(sents[prev])
-		default:
-			q := strings.Join(sents[first:last+1], " ")
-			if first > 0 {
-				q = "…" + q
-			}
-			if last < len(sents)-1 {
-				q += "…"
-			}
-			return q
-		}
-	}
-}
-
-// clip cuts a sentence longer than budget runes around its first matching
-// term, on word boundaries.
-func clip(s string, terms termSet, budget int, before, after bool) string {
-	r := []rune(s)
-	focus := terms.firstMatch(s) // rune offset, -1 if none
-	start := 0
-	if focus > budget/3 {
-		start = focus - budget/3
-	}
-	start = min(start, max(0, len(r)-budget))
-	if start > 0 { // begin at the next word
-		for i := start; i < len(r) && i < start+budget/4; i++ {
-			if unicode.IsSpace(r[i-1]) && !unicode.IsSpace(r[i]) {
-				start = i
-				break
-			}
-		}
-	}
-	end := min(start+budget, len(r))
-	if end < len(r) { // end before a word that would be cut
-		for i := end; i > start+budget/2; i-- {
-			if unicode.IsSpace(r[i]) {
-				end = i
-				break
-			}
-		}
-	}
-	q := strings.TrimSpace(string(r[start:end]))
-	if start > 0 || before {
-		q = "…" + q
-	}
-	if end < len(r) || after {
-		q += "…"
-	}
-	return q
-}
-
-// sentences splits text into sentences with whitespace collapsed, dropping
-// Markdown heading marks (the heading path is shown separately).
-func sentences(text string) []string {
-	var out []string
-	for _, para := range strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n\n") {
-		para = strings.Join(strings.Fields(para), " ")
-		if strings.HasPrefix(para, "#") {
-			para = strings.TrimSpace(strings.TrimLeft(para, "#"))
-		}
-		if para == "" {
-			continue
-		}
-		start := 0
-		rs := []rune(para)
-		for i, c := range rs {
-			end := -1
-			switch {
-			case strings.ContainsRune("。！？", c):
-				end = i + 1
-			case strings.ContainsRune(".!?…", c) && i+1 < len(rs) && rs[i+1] == ' ':
-				end = i + 1
-			}
-			if end > start {
-				if s := strings.TrimSpace(string(rs[start:end])); s != "" {
-					out = append(out, s)
-				}
-				start = end
-			}
-		}
-		if s := strings.TrimSpace(string(rs[start:])); s != "" {
-			out = append(out, s)
-		}
 	}
 	return out
 }
