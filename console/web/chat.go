@@ -35,6 +35,9 @@ type chatResponse struct {
 	TraceID        string         `json:"trace_id"`
 	Outcome        engine.Outcome `json:"outcome"`
 	Notice         string         `json:"notice,omitempty"`
+	// AnswerHTML is the answer rendered from Markdown, sent to the
+	// Playground (signed-in browsers) only.
+	AnswerHTML string `json:"answer_html,omitempty"`
 }
 
 type chatCitation struct {
@@ -56,6 +59,15 @@ func chatResponseOf(a *engine.Answer) chatResponse {
 			Index: c.Index, Document: c.Document, Title: c.Title, Snippet: c.Snippet,
 			Section: c.Section, KnowledgeBase: c.KnowledgeBase,
 		})
+	}
+	return r
+}
+
+// chatResponseFor adds the rendered answer for the Playground.
+func chatResponseFor(p *principal, a *engine.Answer) chatResponse {
+	r := chatResponseOf(a)
+	if p != nil && p.Session != nil {
+		r.AnswerHTML = renderMarkdown(a.Text)
 	}
 	return r
 }
@@ -94,7 +106,7 @@ func (s *Server) chat(c *gin.Context) {
 	case ans == nil:
 		s.fail(c, engine.WrapError(engine.EINTERNAL, err, "chat returned no answer"))
 	case err == nil, ans.Outcome == engine.OutcomeInterrupted:
-		s.writeJSON(c, http.StatusOK, chatResponseOf(ans))
+		s.writeJSON(c, http.StatusOK, chatResponseFor(p, ans))
 	default:
 		s.failTrace(c, err, ans.TraceID)
 	}

@@ -177,13 +177,38 @@ func TestChatSSE(t *testing.T) {
 	// The done event carries exactly what the JSON response would.
 	var asMap map[string]any
 	_ = json.Unmarshal([]byte(events[len(events)-1].Data), &asMap)
-	want := []string{"answer", "citations", "conversation_id", "outcome", "trace_id"}
+	// A signed-in browser (the Playground) also gets the answer rendered from Markdown.
+	want := []string{"answer", "answer_html", "citations", "conversation_id", "outcome", "trace_id"}
+	if html, _ := asMap["answer_html"].(string); html != "<p>Submit receipts within 30 days [2].</p>\n" {
+		t.Errorf("answer_html = %q", html)
+	}
 	var got []string
 	for k := range asMap {
 		got = append(got, k)
 	}
 	if !sameSet(got, want) {
 		t.Fatalf("done fields = %v, want %v", got, want)
+	}
+}
+
+func TestRenderMarkdownIsSafe(t *testing.T) {
+	tests := []struct {
+		name, in, want, never string
+	}{
+		{"emphasis and quote", "**Title**\n> quoted", "<strong>Title</strong>", ""},
+		{"table", "| a | b |\n| --- | --- |\n| 1 | 2 |", "<table>", ""},
+		{"raw html dropped", "<script>alert(1)</script><img src=x onerror=alert(1)>", "", "<script"},
+		{"javascript link dropped", "[x](javascript:alert(1))", "", "javascript:"},
+		{"attribute injection", "[x](\"onmouseover=alert(1))", "", "\"onmouseover"},
+	}
+	for _, tt := range tests {
+		got := renderMarkdown(tt.in)
+		if tt.want != "" && !strings.Contains(got, tt.want) {
+			t.Errorf("%s: %q lacks %q", tt.name, got, tt.want)
+		}
+		if tt.never != "" && strings.Contains(got, tt.never) {
+			t.Errorf("%s: %q contains %q", tt.name, got, tt.never)
+		}
 	}
 }
 

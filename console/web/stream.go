@@ -35,7 +35,7 @@ func (s *Server) chatStream(c *gin.Context, msg engine.Message) {
 		_, detail := s.describe(c, engine.WrapError(engine.EINTERNAL, err, "chat returned no answer"), "")
 		sse.send("error", errorBody{Error: detail})
 	case err == nil, ans.Outcome == engine.OutcomeInterrupted:
-		sse.send("done", chatResponseOf(ans))
+		sse.send("done", chatResponseFor(principalOf(c), ans))
 	default:
 		_, detail := s.describe(c, err, ans.TraceID)
 		sse.send("error", errorBody{Error: detail, TraceID: ans.TraceID, ConversationID: ans.ConversationID})

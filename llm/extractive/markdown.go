@@ -25,6 +25,7 @@ type block struct {
 	kind  blockKind
 	lines []string // as written, without trailing white space
 	gap   bool     // a blank line separates it from the block before
+	head  int      // tables: lines of header and delimiter row; 0 for rows cut from a table
 }
 
 var (
@@ -86,6 +87,8 @@ func isTableStart(lines []string, i int) bool {
 		strings.Contains(lines[i+1], "|") && delimRowE.MatchString(lines[i+1])
 }
 
+func isTableRow(line string) bool { return strings.HasPrefix(strings.TrimLeft(line, " \t"), "|") }
+
 // startsBlock reports whether lines[i] interrupts a paragraph.
 func startsBlock(lines []string, i int) bool {
 	line := lines[i]
@@ -116,6 +119,9 @@ func parseBlocks(text string) []block {
 			continue
 		}
 		b, end := scanBlock(lines, i)
+		for len(b.lines) > 1 && b.lines[len(b.lines)-1] == "" {
+			b.lines = b.lines[:len(b.lines)-1]
+		}
 		b.gap = gap && len(out) > 0
 		out = append(out, b)
 		gap = false
@@ -153,6 +159,12 @@ func scanBlock(lines []string, i int) (block, int) {
 		for end < len(lines) && lines[end] != "" && strings.Contains(lines[end], "|") {
 			end++
 		}
+		return block{kind: kindTable, lines: lines[i:end], head: 2}, end
+	case isTableRow(line): // rows of a table whose header is in another passage
+		end := i + 1
+		for end < len(lines) && isTableRow(lines[end]) {
+			end++
+		}
 		return block{kind: kindTable, lines: lines[i:end]}, end
 	case quoteRE.MatchString(line):
 		end := i + 1
@@ -183,7 +195,8 @@ func scanBlock(lines []string, i int) (block, int) {
 // code, up to the next item at its level or a block that is not part of it.
 func listItemEnd(lines []string, i int) int {
 	indent := indentOf(lines[i])
-	content := min(indentOf(listRE.FindString(lines[i])), indent+2)
+	marker := strings.TrimLeft(listRE.FindString(lines[i]), " \t")
+	content := min(indent+len(marker), indent+2)
 	end := i + 1
 	for end < len(lines) {
 		line := lines[end]

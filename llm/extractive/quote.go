@@ -209,8 +209,8 @@ func (q *quoter) shorten(i, room int) (piece, bool) {
 		p.cutBefore, p.cutAfter = first > 0, last < len(body)-1
 		return p, true
 	case kindTable:
-		header, rows := b.lines[:2], b.lines[2:]
-		avail := room - linesLen(header) - 1 - 2*(1+runeLen(omittedRow))
+		header, rows := b.lines[:b.head], b.lines[b.head:]
+		avail := room - linesLen(header) - min(len(header), 1) - 2*(1+runeLen(omittedRow))
 		first, last, ok := q.window(rows, avail)
 		if len(rows) == 0 || !ok {
 			return p, false
@@ -234,8 +234,9 @@ func (q *quoter) shorten(i, room int) (piece, bool) {
 	return p, true
 }
 
-// window returns the run of lines around the best matching one that fits
-// in room runes when joined with newlines.
+// window returns a run of lines that fits in room runes when joined with
+// newlines: from the first line if that reaches the best matching one,
+// else around it.
 func (q *quoter) window(lines []string, room int) (first, last int, ok bool) {
 	if len(lines) == 0 {
 		return 0, 0, false
@@ -249,6 +250,9 @@ func (q *quoter) window(lines []string, room int) (first, last int, ok bool) {
 		if scores[i] > scores[best] {
 			best = i
 		}
+	}
+	if first, last, ok := grow(sizes, make([]int, len(sizes)), 0, room); ok && last >= best {
+		return first, last, true
 	}
 	return grow(sizes, scores, best, room)
 }

@@ -74,7 +74,7 @@
     item.setAttribute('aria-busy', 'true');
     item.appendChild(el('span', 'visually-hidden', picker.value + ' answers: '));
     var status = el('p', 'message-status', 'Thinking…');
-    var text = el('p', 'message-text');
+    var text = el('div', 'message-text');
     text.setAttribute('aria-live', 'polite');
     text.setAttribute('aria-atomic', 'false');
     text.setAttribute('aria-relevant', 'additions');
@@ -96,6 +96,15 @@
         if (status.parentNode) {
           status.textContent = s;
         }
+      },
+      // render shows the final answer as HTML rendered by the server from
+      // Markdown (raw HTML and unsafe links are never passed through).
+      render: function (html) {
+        if (status.parentNode) {
+          status.remove();
+        }
+        text.innerHTML = html;
+        text.classList.add('message-rendered');
       },
       replace: function (full) {
         if (status.parentNode) {
@@ -206,7 +215,10 @@
     if (answer.conversation_id) {
       setConversation(answer.conversation_id);
     }
-    if (answer.answer && answer.answer !== bubble.text) {
+    if (answer.answer && answer.answer_html) {
+      bubble.text = answer.answer;
+      bubble.render(answer.answer_html);
+    } else if (answer.answer && answer.answer !== bubble.text) {
       bubble.replace(answer.answer);
     }
     if (!bubble.text) {
