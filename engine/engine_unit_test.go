@@ -155,6 +155,24 @@ func TestCitationsFor(t *testing.T) {
 	}
 }
 
+func TestPassageSection(t *testing.T) {
+	tests := []struct {
+		title string
+		path  []string
+		want  string
+	}{
+		{"Connect Slack", []string{"Connect Slack", "Tokens"}, "Tokens"},
+		{"Connect Slack", []string{"connect slack "}, ""},
+		{"Guide", []string{"Setup", "Tokens"}, "Setup › Tokens"},
+		{"Guide", nil, ""},
+	}
+	for _, tt := range tests {
+		if got := (Passage{Title: tt.title, HeadingPath: tt.path}).Section(); got != tt.want {
+			t.Errorf("Section(%q, %q) = %q, want %q", tt.title, tt.path, got, tt.want)
+		}
+	}
+}
+
 func TestSnippet(t *testing.T) {
 	tests := []struct {
 		in   string

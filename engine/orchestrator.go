@@ -454,10 +454,20 @@ func citationsFor(text string, passages []Passage) []Citation {
 		p := passages[n-1]
 		out = append(out, Citation{
 			Index: n, PassageID: p.ID, KnowledgeBase: p.KnowledgeBase, Document: p.Document, Title: p.Title,
-			Section: strings.Join(p.HeadingPath, " › "), Snippet: Snippet(headingMarks.ReplaceAllString(p.Text, ""), 240),
+			Section: p.Section(), Snippet: Snippet(headingMarks.ReplaceAllString(p.Text, ""), 240),
 		})
 	}
 	return out
+}
+
+// Section names where a passage sits in its document: its heading path,
+// without the first heading when it only repeats the document's title.
+func (p Passage) Section() string {
+	path := p.HeadingPath
+	if len(path) > 0 && strings.EqualFold(strings.TrimSpace(path[0]), strings.TrimSpace(p.Title)) {
+		path = path[1:]
+	}
+	return strings.Join(path, " › ")
 }
 
 // Snippet shortens text to at most max runes on a word boundary, with an ellipsis.

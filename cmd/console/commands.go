@@ -228,7 +228,7 @@ func (c *cli) search(ctx context.Context, a *app.App, kb, query string, limit in
 		return nil
 	}
 	for i, p := range passages {
-		section := strings.Join(p.HeadingPath, " › ")
+		section := p.Section()
 		fmt.Fprintf(c.stdout, "[%d] %.3f  %s — %s (%s)\n    %s\n", i+1, p.Score, p.Title, section, p.Document, engine.Snippet(p.Text, 200))
 	}
 	return nil

@@ -137,8 +137,8 @@ func (r *Responder) Answer(question string, passages []engine.Passage) string {
 	for _, i := range picked {
 		p := passages[i]
 		fmt.Fprintf(&b, "\n[%d] **%s**", i+1, titleOf(p))
-		if len(p.HeadingPath) > 0 {
-			fmt.Fprintf(&b, " › %s", strings.Join(p.HeadingPath, " › "))
+		if section := p.Section(); section != "" {
+			fmt.Fprintf(&b, " › %s", section)
 		}
 		b.WriteString("\n")
 		for _, line := range quoteLines(p.Text, terms, r.cfg.MaxQuoteRunes) {
