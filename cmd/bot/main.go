@@ -80,7 +80,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	repliers := map[engine.Platform]engine.ReplierFactory{}
-	worker, err := engine.NewWorker(engine.WorkerConfig{Concurrency: cfg.Bot.Workers}, engine.WorkerDeps{
+	// A claim outlives the longest turn, so no other worker takes an event
+	// that is still being answered.
+	lease := cfg.Engine.TurnTimeout + 2*time.Minute
+	worker, err := engine.NewWorker(engine.WorkerConfig{Concurrency: cfg.Bot.Workers, Lease: lease}, engine.WorkerDeps{
 		Inbox: m.App.Store, Handler: m.App.Engine, Repliers: repliers, Logger: m.Logger,
 	})
 	if err != nil {
