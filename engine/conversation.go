@@ -50,7 +50,7 @@ type ConversationFilter struct {
 	ChannelID   string
 	Since       time.Time
 	Until       time.Time
-	Limit       int // default 50
+	Limit       int // default DefaultConversationLimit
 	Offset      int
 }
 

@@ -13,10 +13,6 @@ import (
 	"github.com/convosphere/convosphere/engine"
 )
 
-func assistantNameTaken(err error, name string) error {
-	return engine.WrapError(engine.ECONFLICT, err, "An assistant named %q already exists: choose another name.", name)
-}
-
 // assistantJSON holds the JSON columns of an assistant.
 type assistantJSON struct {
 	knowledgeBases, tools, bindings, retrieval []byte
@@ -61,37 +57,32 @@ func clearDefault(ctx context.Context, tx pgx.Tx, a *engine.Assistant) error {
 // CreateAssistant stores a; ECONFLICT when the name is taken (ignoring
 // case). When a is the default, the others stop being it.
 func (db *DB) CreateAssistant(ctx context.Context, a *engine.Assistant) error {
-	if err := a.Validate(); err != nil {
+	if err := a.Normalize(now()); err != nil {
 		return err
 	}
 	j, err := encodeAssistant(a)
 	if err != nil {
 		return err
 	}
-	if a.ID == "" {
-		a.ID = engine.NewID()
-	}
-	at := now()
 	err = db.tx(ctx, func(tx pgx.Tx) error {
 		if err := clearDefault(ctx, tx, a); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO assistants (id, name, name_key, description, system_prompt,
 			model, temperature, max_output_tokens, knowledge_bases, tools, bindings, retrieval, is_default,
-			created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)`,
+			created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 			a.ID, a.Name, nameKey(a.Name), a.Description, a.SystemPrompt, a.Model, a.Temperature, a.MaxOutputTokens,
-			j.knowledgeBases, j.tools, j.bindings, j.retrieval, a.IsDefault, at)
+			j.knowledgeBases, j.tools, j.bindings, j.retrieval, a.IsDefault, a.CreatedAt, a.UpdatedAt)
 		return err
 	})
 	switch {
 	case violates(err, codeUniqueViolation, "assistants_name_unique"):
-		return assistantNameTaken(err, a.Name)
+		return a.NameTakenError(err)
 	case duplicate(err):
 		return engine.WrapError(engine.ECONFLICT, err, "Assistant %q already exists.", a.ID)
 	case err != nil:
 		return fmt.Errorf("create assistant: %w", err)
 	}
-	a.CreatedAt, a.UpdatedAt = at, at
 	return nil
 }
 
@@ -121,7 +112,7 @@ func (db *DB) UpdateAssistant(ctx context.Context, a *engine.Assistant) error {
 	case errors.Is(err, pgx.ErrNoRows):
 		return notFound("Assistant", a.ID)
 	case violates(err, codeUniqueViolation, "assistants_name_unique"):
-		return assistantNameTaken(err, a.Name)
+		return a.NameTakenError(err)
 	case err != nil:
 		return fmt.Errorf("update assistant: %w", err)
 	}

@@ -15,7 +15,7 @@ import (
 
 // DefaultConversationLimit is how many conversations ListConversations
 // returns when the filter sets no limit.
-const DefaultConversationLimit = 50
+const DefaultConversationLimit = engine.DefaultConversationLimit
 
 const conversationColumns = `id, assistant_id, platform, channel_id, thread_id, user_id, title, created_at, updated_at`
 
@@ -37,8 +37,8 @@ func (db *DB) conversationOfThread(ctx context.Context, c *engine.Conversation) 
 // EnsureConversation finds the conversation of c's (Platform, ChannelID,
 // ThreadID) or creates it from c, and fills c with the stored record.
 func (db *DB) EnsureConversation(ctx context.Context, c *engine.Conversation) error {
-	if c.Platform == "" {
-		return engine.Errorf(engine.EINVALID, "A conversation needs a platform.")
+	if err := c.Normalize(now()); err != nil {
+		return err
 	}
 	stored, err := db.conversationOfThread(ctx, c)
 	switch {
@@ -48,21 +48,16 @@ func (db *DB) EnsureConversation(ctx context.Context, c *engine.Conversation) er
 	case !errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("ensure conversation: %w", err)
 	}
-	id := c.ID
-	if id == "" {
-		id = engine.NewID()
-	}
-	at := now()
 	// When another writer inserts the thread first, DO NOTHING waits for it
 	// to commit, and the next statement sees its row.
 	_, err = db.pool.Exec(ctx, `INSERT INTO conversations
 		(id, assistant_id, platform, channel_id, thread_id, user_id, title, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 		ON CONFLICT (platform, channel_id, thread_id) DO NOTHING`,
-		id, c.AssistantID, string(c.Platform), c.ChannelID, c.ThreadID, c.UserID, c.Title, at)
+		c.ID, c.AssistantID, string(c.Platform), c.ChannelID, c.ThreadID, c.UserID, c.Title, c.CreatedAt, c.UpdatedAt)
 	switch {
 	case duplicate(err):
-		return engine.WrapError(engine.ECONFLICT, err, "Conversation %q already exists in another thread.", id)
+		return engine.WrapError(engine.ECONFLICT, err, "Conversation %q already exists in another thread.", c.ID)
 	case err != nil:
 		return fmt.Errorf("ensure conversation: %w", err)
 	}
@@ -90,6 +85,7 @@ func (db *DB) ConversationByID(ctx context.Context, id string) (*engine.Conversa
 // f, most recently updated first. Since and Until bound UpdatedAt
 // (Since <= UpdatedAt < Until).
 func (db *DB) ListConversations(ctx context.Context, f engine.ConversationFilter) ([]*engine.Conversation, error) {
+	f.Normalize()
 	var (
 		where []string
 		args  []any
@@ -111,20 +107,16 @@ func (db *DB) ListConversations(ctx context.Context, f engine.ConversationFilter
 		add(`channel_id = ?`, f.ChannelID)
 	}
 	if !f.Since.IsZero() {
-		add(`updated_at >= ?`, norm(f.Since))
+		add(`updated_at >= ?`, f.Since)
 	}
 	if !f.Until.IsZero() {
-		add(`updated_at < ?`, norm(f.Until))
-	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = DefaultConversationLimit
+		add(`updated_at < ?`, f.Until)
 	}
 	q := `SELECT ` + conversationColumns + ` FROM conversations`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, ` AND `)
 	}
-	args = append(args, limit, max(f.Offset, 0))
+	args = append(args, f.Limit, f.Offset)
 	q += fmt.Sprintf(` ORDER BY updated_at DESC, id DESC LIMIT $%d OFFSET $%d`, len(args)-1, len(args))
 	rows, err := db.pool.Query(ctx, q, args...)
 	if err != nil {
@@ -140,20 +132,13 @@ func (db *DB) ListConversations(ctx context.Context, f engine.ConversationFilter
 // AddTurn stores t and bumps its conversation's UpdatedAt; ENOTFOUND when
 // the conversation does not exist.
 func (db *DB) AddTurn(ctx context.Context, t *engine.Turn) error {
-	if t.ConversationID == "" || t.Role == "" {
-		return engine.Errorf(engine.EINVALID, "A turn needs a conversation and a role.")
+	at := now()
+	if err := t.Normalize(at); err != nil {
+		return err
 	}
 	citations, err := json.Marshal(t.Citations)
 	if err != nil {
 		return fmt.Errorf("encode citations: %w", err)
-	}
-	if t.ID == "" {
-		t.ID = engine.NewID()
-	}
-	at := now()
-	created := at
-	if !t.CreatedAt.IsZero() {
-		created = norm(t.CreatedAt)
 	}
 	err = db.tx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE conversations SET updated_at = $1 WHERE id = $2`, at, t.ConversationID)
@@ -166,7 +151,7 @@ func (db *DB) AddTurn(ctx context.Context, t *engine.Turn) error {
 		_, err = tx.Exec(ctx, `INSERT INTO turns (id, conversation_id, role, user_id, user_name, content,
 			citations, event_id, trace_id, outcome, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 			t.ID, t.ConversationID, string(t.Role), t.UserID, t.UserName, t.Content, citations, t.EventID,
-			t.TraceID, string(t.Outcome), created)
+			t.TraceID, string(t.Outcome), t.CreatedAt)
 		return err
 	})
 	switch {
@@ -177,7 +162,6 @@ func (db *DB) AddTurn(ctx context.Context, t *engine.Turn) error {
 	case err != nil:
 		return fmt.Errorf("add turn: %w", err)
 	}
-	t.CreatedAt = created
 	return nil
 }
 

@@ -30,33 +30,14 @@ func scanInboxEvent(s scanner) (*engine.InboxEvent, error) {
 
 // Enqueue stores e as a pending event unless (Platform, EventID) is already
 // stored, and reports whether it was inserted; either way e is filled with
-// the stored record. An empty ThreadKey becomes "platform:event_id" (an
-// event that is ordered after no other), a zero ReceivedAt or AvailableAt
-// becomes now.
+// the stored record. The defaults of a new event (an empty ThreadKey becomes
+// "platform:event_id", a zero ReceivedAt or AvailableAt becomes now) are
+// those of engine.InboxEvent.Normalize.
 func (db *DB) Enqueue(ctx context.Context, e *engine.InboxEvent) (bool, error) {
-	if e.Platform == "" || e.EventID == "" {
-		return false, engine.Errorf(engine.EINVALID, "An inbox event needs a platform and an event id.")
-	}
 	in := *e
-	if in.ID == "" {
-		in.ID = engine.NewID()
+	if err := in.Normalize(now()); err != nil {
+		return false, err
 	}
-	if in.ThreadKey == "" {
-		in.ThreadKey = string(in.Platform) + ":" + in.EventID
-	}
-	at := now()
-	in.ReceivedAt, in.AvailableAt = norm(in.ReceivedAt), norm(in.AvailableAt)
-	if in.ReceivedAt.IsZero() {
-		in.ReceivedAt = at
-	}
-	if in.AvailableAt.IsZero() {
-		in.AvailableAt = at
-	}
-	if in.Payload == nil {
-		in.Payload = []byte{}
-	}
-	in.Status, in.Attempts, in.LeaseOwner, in.LeasedUntil, in.LastError, in.UpdatedAt =
-		engine.EventPending, 0, "", time.Time{}, "", at
 	tag, err := db.pool.Exec(ctx, `INSERT INTO inbox_events (id, platform, event_id, thread_key, payload, status,
 		attempts, lease_owner, available_at, last_error, received_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, 0, '', $7, '', $8, $9)
@@ -118,7 +99,7 @@ func (db *DB) Claim(ctx context.Context, owner string, lease time.Duration) (*en
 		return nil, engine.Errorf(engine.EINVALID, "Claiming an inbox event needs an owner and a positive lease.")
 	}
 	at := now()
-	e, err := scanInboxEvent(db.pool.QueryRow(ctx, claimSQL, owner, norm(at.Add(lease)), at))
+	e, err := scanInboxEvent(db.pool.QueryRow(ctx, claimSQL, owner, engine.StoredTime(at.Add(lease)), at))
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil, engine.Errorf(engine.ENOTFOUND, "No inbox event is ready.")
@@ -162,7 +143,7 @@ func (db *DB) Retry(ctx context.Context, id, owner string, at time.Time, errMsg 
 		at = time.Now()
 	}
 	return db.finish(ctx, "retry", id, owner,
-		`status = 'pending', lease_owner = '', leased_until = NULL, available_at = $1, last_error = $2`, norm(at), errMsg)
+		`status = 'pending', lease_owner = '', leased_until = NULL, available_at = $1, last_error = $2`, engine.StoredTime(at), errMsg)
 }
 
 // DeadLetter gives up on a leased event.
@@ -185,12 +166,8 @@ func (db *DB) InboxEventByID(ctx context.Context, id string) (*engine.InboxEvent
 // RecordOutbound stores m, replacing an earlier record of the same
 // (Platform, EventID, Part). A zero CreatedAt becomes now.
 func (db *DB) RecordOutbound(ctx context.Context, m *engine.OutboundMessage) error {
-	if m.Platform == "" || m.EventID == "" || m.MessageID == "" || m.Part < 0 {
-		return engine.Errorf(engine.EINVALID, "An outbound message needs a platform, an event id, a message id and a part >= 0.")
-	}
-	m.CreatedAt = norm(m.CreatedAt)
-	if m.CreatedAt.IsZero() {
-		m.CreatedAt = now()
+	if err := m.Normalize(now()); err != nil {
+		return err
 	}
 	_, err := db.pool.Exec(ctx, `INSERT INTO outbound_messages (platform, event_id, part, channel_id, message_id, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -13,24 +12,19 @@ import (
 
 // CreateKnowledgeBase stores kb; ECONFLICT when the name is taken.
 func (db *DB) CreateKnowledgeBase(ctx context.Context, kb *engine.KnowledgeBase) error {
-	if err := kb.Validate(); err != nil {
+	if err := kb.Normalize(now()); err != nil {
 		return err
 	}
-	if kb.ID == "" {
-		kb.ID = engine.NewID()
-	}
-	at := now()
 	_, err := db.pool.Exec(ctx, `INSERT INTO knowledge_bases (id, name, description, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $4)`, kb.ID, kb.Name, kb.Description, at)
+		VALUES ($1, $2, $3, $4, $5)`, kb.ID, kb.Name, kb.Description, kb.CreatedAt, kb.UpdatedAt)
 	switch {
 	case violates(err, codeUniqueViolation, "knowledge_bases_name_unique"):
-		return engine.WrapError(engine.ECONFLICT, err, "A knowledge base named %q already exists: choose another name.", kb.Name)
+		return kb.NameTakenError(err)
 	case duplicate(err):
 		return engine.WrapError(engine.ECONFLICT, err, "Knowledge base %q already exists.", kb.ID)
 	case err != nil:
 		return fmt.Errorf("create knowledge base: %w", err)
 	}
-	kb.CreatedAt, kb.UpdatedAt = at, at
 	return nil
 }
 
@@ -85,33 +79,25 @@ func (db *DB) DeleteKnowledgeBase(ctx context.Context, name string) error {
 // the stored record. An empty Status is stored as pending. ENOTFOUND when
 // the knowledge base does not exist.
 func (db *DB) SaveDocument(ctx context.Context, d *engine.Document) error {
-	if d.KnowledgeBase == "" || d.Source == "" {
-		return engine.Errorf(engine.EINVALID, "A document needs a knowledge base and a source.")
-	}
-	if d.Status == "" {
-		d.Status = engine.DocumentPending
+	if err := d.Normalize(now()); err != nil {
+		return err
 	}
 	id := d.ID
-	if id == "" {
-		id = engine.NewID()
-	}
 	content := d.Content
 	if content == nil {
 		content = []byte{}
 	}
-	at := now()
-	var created time.Time
 	err := db.pool.QueryRow(ctx, `INSERT INTO documents (id, knowledge_base_id, source, title, content_type,
 			content, sha256, size, status, error, chunks, created_at, updated_at)
-		SELECT $1, k.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12 FROM knowledge_bases k WHERE k.name = $2
+		SELECT $1, k.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM knowledge_bases k WHERE k.name = $2
 		ON CONFLICT (knowledge_base_id, source) DO UPDATE SET title = excluded.title,
 			content_type = excluded.content_type, content = excluded.content, sha256 = excluded.sha256,
 			size = excluded.size, status = excluded.status, error = excluded.error, chunks = excluded.chunks,
 			updated_at = excluded.updated_at
 		RETURNING id, created_at`,
 		id, d.KnowledgeBase, d.Source, d.Title, d.ContentType, content, d.SHA256, d.Size, string(d.Status), d.Error,
-		d.Chunks, at,
-	).Scan(&d.ID, timeCol{&created})
+		d.Chunks, d.CreatedAt, d.UpdatedAt,
+	).Scan(&d.ID, timeCol{&d.CreatedAt})
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return notFound("Knowledge base", d.KnowledgeBase)
@@ -120,7 +106,6 @@ func (db *DB) SaveDocument(ctx context.Context, d *engine.Document) error {
 	case err != nil:
 		return fmt.Errorf("save document: %w", err)
 	}
-	d.CreatedAt, d.UpdatedAt = created, at
 	return nil
 }
 

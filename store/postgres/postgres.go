@@ -228,22 +228,14 @@ func (db *DB) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 }
 
 // now returns the current time as stored: UTC, microseconds.
-func now() time.Time { return norm(time.Now()) }
-
-// norm returns t as stored: UTC, truncated to microseconds.
-func norm(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Time{}
-	}
-	return t.UTC().Truncate(time.Microsecond)
-}
+func now() time.Time { return engine.StoredTime(time.Now()) }
 
 // nullTime stores the zero time as NULL.
 func nullTime(t time.Time) any {
 	if t.IsZero() {
 		return nil
 	}
-	return norm(t)
+	return engine.StoredTime(t)
 }
 
 // timeCol scans a timestamptz (NULL is the zero time) as stored.
@@ -254,7 +246,7 @@ func (c timeCol) ScanTimestamptz(v pgtype.Timestamptz) error {
 		*c.t = time.Time{}
 		return nil
 	}
-	*c.t = norm(v.Time)
+	*c.t = engine.StoredTime(v.Time)
 	return nil
 }
 

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -110,82 +109,35 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-func versions(t *testing.T, url, schema string) []int32 {
-	t.Helper()
-	conn, err := pgx.Connect(t.Context(), url)
+func versions(tb testing.TB, url, schema string) []int {
+	tb.Helper()
+	conn, err := pgx.Connect(tb.Context(), url)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	rows, err := conn.Query(t.Context(), `SELECT version FROM `+pgx.Identifier{schema, "schema_migrations"}.Sanitize()+` ORDER BY version`)
+	rows, err := conn.Query(tb.Context(), `SELECT version FROM `+pgx.Identifier{schema, "schema_migrations"}.Sanitize()+` ORDER BY version`)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	out, err := pgx.CollectRows(rows, pgx.RowTo[int])
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return out
 }
 
-func TestMigrate(t *testing.T) {
-	url, schema := mustSchema(t)
-	db := mustOpenSchema(t, url, schema, false)
-	want := versions(t, url, schema)
-	if len(want) == 0 || want[0] != 1 {
-		t.Fatalf("applied versions = %v, want 1 first", want)
-	}
-	storetest.Must(t, db.Migrate(t.Context()))
-	storetest.MustEqual(t, "versions after migrating twice", versions(t, url, schema), want)
-
-	storetest.Must(t, db.CreateUser(t.Context(), &engine.User{Name: "alice", Role: engine.RoleAdmin}))
-	again := mustOpenSchema(t, url, schema, false)
-	n, err := again.CountUsers(t.Context())
-	storetest.Must(t, err)
-	storetest.MustEqual(t, "users after reopening", n, 1)
-	storetest.MustEqual(t, "versions after reopening", versions(t, url, schema), want)
-}
-
-func TestSkipMigrations(t *testing.T) {
-	url, schema := mustSchema(t)
-	db := mustOpenSchema(t, url, schema, true)
-	if _, err := db.CountUsers(t.Context()); err == nil {
-		t.Fatal("CountUsers on an unmigrated schema succeeded")
-	}
-	storetest.Must(t, db.Migrate(t.Context()))
-	n, err := db.CountUsers(t.Context())
-	storetest.Must(t, err)
-	storetest.MustEqual(t, "users", n, 0)
-}
-
-// TestMigrateConcurrently migrates one schema from several pools at once,
-// as a console and bots starting together do.
-func TestMigrateConcurrently(t *testing.T) {
-	url, schema := mustSchema(t)
-	dbs := make([]*postgres.DB, 3)
-	for i := range dbs {
-		dbs[i] = mustOpenSchema(t, url, schema, true)
-	}
-	var wg sync.WaitGroup
-	for _, db := range dbs {
-		wg.Go(func() {
-			if err := db.Migrate(t.Context()); err != nil {
-				t.Errorf("Migrate: %v", err)
-			}
-		})
-	}
-	wg.Wait()
-	got := versions(t, url, schema)
-	if len(got) == 0 {
-		t.Fatal("no migration applied")
-	}
-	seen := map[int32]bool{}
-	for _, v := range got {
-		if seen[v] {
-			t.Fatalf("version %d recorded twice: %v", v, got)
+func TestMigrations(t *testing.T) {
+	serverURL(t)
+	storetest.RunMigrations(t, func(t *testing.T) storetest.Database {
+		url, schema := mustSchema(t)
+		return storetest.Database{
+			Open: func(tb testing.TB, skipMigrations bool) storetest.Migrator {
+				return mustOpenSchema(tb, url, schema, skipMigrations)
+			},
+			Versions: func(tb testing.TB) []int { return versions(tb, url, schema) },
 		}
-		seen[v] = true
-	}
+	})
 }
 
 func TestOpenUnreachable(t *testing.T) {

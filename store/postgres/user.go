@@ -12,49 +12,30 @@ import (
 	"github.com/convosphere/convosphere/engine"
 )
 
-func validateUser(u *engine.User) error {
-	u.Name = strings.TrimSpace(u.Name)
-	switch {
-	case u.Name == "":
-		return engine.Errorf(engine.EINVALID, "A user needs a name.")
-	case !u.Role.Valid():
-		return engine.Errorf(engine.EINVALID, "Role %q is unknown: use admin, editor or viewer.", u.Role)
-	}
-	return nil
-}
-
-func userNameTaken(err error, name string) error {
-	return engine.WrapError(engine.ECONFLICT, err, "A user named %q already exists: choose another name.", name)
-}
-
 // CreateUser stores u; ECONFLICT when the name is taken (ignoring case).
 func (db *DB) CreateUser(ctx context.Context, u *engine.User) error {
-	if err := validateUser(u); err != nil {
+	if err := u.Normalize(now()); err != nil {
 		return err
 	}
-	if u.ID == "" {
-		u.ID = engine.NewID()
-	}
-	at := now()
 	_, err := db.pool.Exec(ctx, `INSERT INTO users
 		(id, name, name_key, display_name, role, password_hash, disabled, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)`,
-		u.ID, u.Name, nameKey(u.Name), u.DisplayName, string(u.Role), u.PasswordHash, u.Disabled, at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		u.ID, u.Name, nameKey(u.Name), u.DisplayName, string(u.Role), u.PasswordHash, u.Disabled,
+		u.CreatedAt, u.UpdatedAt)
 	switch {
 	case violates(err, codeUniqueViolation, "users_name_unique"):
-		return userNameTaken(err, u.Name)
+		return u.NameTakenError(err)
 	case duplicate(err):
 		return engine.WrapError(engine.ECONFLICT, err, "User %q already exists.", u.ID)
 	case err != nil:
 		return fmt.Errorf("create user: %w", err)
 	}
-	u.CreatedAt, u.UpdatedAt = at, at
 	return nil
 }
 
 // UpdateUser stores every field of u but CreatedAt, which it fills in.
 func (db *DB) UpdateUser(ctx context.Context, u *engine.User) error {
-	if err := validateUser(u); err != nil {
+	if err := u.Validate(); err != nil {
 		return err
 	}
 	at := now()
@@ -67,7 +48,7 @@ func (db *DB) UpdateUser(ctx context.Context, u *engine.User) error {
 	case errors.Is(err, pgx.ErrNoRows):
 		return notFound("User", u.ID)
 	case violates(err, codeUniqueViolation, "users_name_unique"):
-		return userNameTaken(err, u.Name)
+		return u.NameTakenError(err)
 	case err != nil:
 		return fmt.Errorf("update user: %w", err)
 	}
@@ -132,17 +113,9 @@ func (db *DB) CountUsers(ctx context.Context) (int, error) {
 
 // CreateSession stores s; ENOTFOUND when its user does not exist.
 func (db *DB) CreateSession(ctx context.Context, s *engine.Session) error {
-	switch {
-	case s.UserID == "" || s.TokenHash == "":
-		return engine.Errorf(engine.EINVALID, "A session needs a user and a token hash.")
-	case s.ExpiresAt.IsZero():
-		return engine.Errorf(engine.EINVALID, "A session needs an expiry time.")
+	if err := s.Normalize(now()); err != nil {
+		return err
 	}
-	if s.ID == "" {
-		s.ID = engine.NewID()
-	}
-	s.CreatedAt = now()
-	s.ExpiresAt = norm(s.ExpiresAt)
 	_, err := db.pool.Exec(ctx, `INSERT INTO sessions (id, user_id, token_hash, created_at, expires_at)
 		VALUES ($1, $2, $3, $4, $5)`, s.ID, s.UserID, s.TokenHash, s.CreatedAt, s.ExpiresAt)
 	switch {
@@ -191,15 +164,9 @@ func (db *DB) DeleteUserSessions(ctx context.Context, userID string) error {
 
 // CreateAPIToken stores t; ENOTFOUND when its user does not exist.
 func (db *DB) CreateAPIToken(ctx context.Context, t *engine.APIToken) error {
-	t.Name = strings.TrimSpace(t.Name)
-	if t.UserID == "" || t.TokenHash == "" || t.Name == "" {
-		return engine.Errorf(engine.EINVALID, "An API token needs a user, a name and a token hash.")
+	if err := t.Normalize(now()); err != nil {
+		return err
 	}
-	if t.ID == "" {
-		t.ID = engine.NewID()
-	}
-	t.CreatedAt = now()
-	t.LastUsedAt = norm(t.LastUsedAt)
 	_, err := db.pool.Exec(ctx, `INSERT INTO api_tokens (id, user_id, name, token_hash, created_at, last_used_at)
 		VALUES ($1, $2, $3, $4, $5, $6)`, t.ID, t.UserID, t.Name, t.TokenHash, t.CreatedAt, nullTime(t.LastUsedAt))
 	switch {

@@ -14,10 +14,6 @@ import (
 	"github.com/convosphere/convosphere/engine"
 )
 
-func assistantNameTaken(err error, name string) error {
-	return engine.WrapError(engine.ECONFLICT, err, "An assistant named %q already exists: choose another name.", name)
-}
-
 // assistantJSON holds the JSON columns of an assistant.
 type assistantJSON struct {
 	knowledgeBases, tools, bindings, retrieval []byte
@@ -57,17 +53,13 @@ func clearDefault(ctx context.Context, tx *sql.Tx, a *engine.Assistant) error {
 // CreateAssistant stores a; ECONFLICT when the name is taken (ignoring
 // case). When a is the default, the others stop being it.
 func (db *DB) CreateAssistant(ctx context.Context, a *engine.Assistant) error {
-	if err := a.Validate(); err != nil {
+	if err := a.Normalize(now()); err != nil {
 		return err
 	}
 	j, err := encodeAssistant(a)
 	if err != nil {
 		return err
 	}
-	if a.ID == "" {
-		a.ID = engine.NewID()
-	}
-	at := now()
 	err = db.write(ctx, func(tx *sql.Tx) error {
 		if err := clearDefault(ctx, tx, a); err != nil {
 			return err
@@ -77,18 +69,17 @@ func (db *DB) CreateAssistant(ctx context.Context, a *engine.Assistant) error {
 			created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			a.ID, a.Name, nameKey(a.Name), a.Description, a.SystemPrompt, a.Model, a.Temperature, a.MaxOutputTokens,
 			string(j.knowledgeBases), string(j.tools), string(j.bindings), string(j.retrieval), a.IsDefault,
-			encTime(at), encTime(at))
+			encTime(a.CreatedAt), encTime(a.UpdatedAt))
 		return err
 	})
 	switch {
 	case violates(err, sqlite3.SQLITE_CONSTRAINT_UNIQUE, "assistants.name_key"):
-		return assistantNameTaken(err, a.Name)
+		return a.NameTakenError(err)
 	case duplicate(err):
 		return engine.WrapError(engine.ECONFLICT, err, "Assistant %q already exists.", a.ID)
 	case err != nil:
 		return fmt.Errorf("create assistant: %w", err)
 	}
-	a.CreatedAt, a.UpdatedAt = at, at
 	return nil
 }
 
@@ -119,7 +110,7 @@ func (db *DB) UpdateAssistant(ctx context.Context, a *engine.Assistant) error {
 	case errors.Is(err, sql.ErrNoRows):
 		return notFound("Assistant", a.ID)
 	case violates(err, sqlite3.SQLITE_CONSTRAINT_UNIQUE, "assistants.name_key"):
-		return assistantNameTaken(err, a.Name)
+		return a.NameTakenError(err)
 	case err != nil:
 		return fmt.Errorf("update assistant: %w", err)
 	}
@@ -188,16 +179,8 @@ func (db *DB) ListAssistants(ctx context.Context) ([]*engine.Assistant, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list assistants: %w", err)
 	}
-	defer rows.Close()
-	list := []*engine.Assistant{}
-	for rows.Next() {
-		a, err := scanAssistant(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list assistants: %w", err)
-		}
-		list = append(list, a)
-	}
-	if err := rows.Err(); err != nil {
+	list, err := collect(rows, scanAssistant)
+	if err != nil {
 		return nil, fmt.Errorf("list assistants: %w", err)
 	}
 	return list, nil

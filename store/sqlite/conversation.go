@@ -13,7 +13,7 @@ import (
 
 // DefaultConversationLimit is how many conversations ListConversations
 // returns when the filter sets no limit.
-const DefaultConversationLimit = 50
+const DefaultConversationLimit = engine.DefaultConversationLimit
 
 const conversationColumns = `id, assistant_id, platform, channel_id, thread_id, user_id, title, created_at, updated_at`
 
@@ -30,8 +30,8 @@ func scanConversation(s scanner) (*engine.Conversation, error) {
 // EnsureConversation finds the conversation of c's (Platform, ChannelID,
 // ThreadID) or creates it from c, and fills c with the stored record.
 func (db *DB) EnsureConversation(ctx context.Context, c *engine.Conversation) error {
-	if c.Platform == "" {
-		return engine.Errorf(engine.EINVALID, "A conversation needs a platform.")
+	if err := c.Normalize(now()); err != nil {
+		return err
 	}
 	// Most messages continue a thread: look without taking the write lock.
 	stored, err := scanConversation(db.r.QueryRowContext(ctx, `SELECT `+conversationColumns+` FROM conversations
@@ -43,17 +43,13 @@ func (db *DB) EnsureConversation(ctx context.Context, c *engine.Conversation) er
 	case !errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("ensure conversation: %w", err)
 	}
-	id := c.ID
-	if id == "" {
-		id = engine.NewID()
-	}
-	at := now()
 	err = db.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO conversations
 			(id, assistant_id, platform, channel_id, thread_id, user_id, title, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (platform, channel_id, thread_id) DO NOTHING`,
-			id, c.AssistantID, string(c.Platform), c.ChannelID, c.ThreadID, c.UserID, c.Title, encTime(at), encTime(at))
+			c.ID, c.AssistantID, string(c.Platform), c.ChannelID, c.ThreadID, c.UserID, c.Title,
+			encTime(c.CreatedAt), encTime(c.UpdatedAt))
 		if err != nil {
 			return err
 		}
@@ -63,7 +59,7 @@ func (db *DB) EnsureConversation(ctx context.Context, c *engine.Conversation) er
 	})
 	switch {
 	case duplicate(err):
-		return engine.WrapError(engine.ECONFLICT, err, "Conversation %q already exists in another thread.", id)
+		return engine.WrapError(engine.ECONFLICT, err, "Conversation %q already exists in another thread.", c.ID)
 	case err != nil:
 		return fmt.Errorf("ensure conversation: %w", err)
 	}
@@ -87,6 +83,7 @@ func (db *DB) ConversationByID(ctx context.Context, id string) (*engine.Conversa
 // f, most recently updated first. Since and Until bound UpdatedAt
 // (Since <= UpdatedAt < Until).
 func (db *DB) ListConversations(ctx context.Context, f engine.ConversationFilter) ([]*engine.Conversation, error) {
+	f.Normalize()
 	var (
 		where []string
 		args  []any
@@ -113,30 +110,18 @@ func (db *DB) ListConversations(ctx context.Context, f engine.ConversationFilter
 	if !f.Until.IsZero() {
 		add(`updated_at < ?`, encTime(f.Until))
 	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = DefaultConversationLimit
-	}
 	q := `SELECT ` + conversationColumns + ` FROM conversations`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, ` AND `)
 	}
 	q += ` ORDER BY updated_at DESC, id DESC LIMIT ? OFFSET ?`
-	args = append(args, limit, max(f.Offset, 0))
+	args = append(args, f.Limit, f.Offset)
 	rows, err := db.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list conversations: %w", err)
 	}
-	defer rows.Close()
-	list := []*engine.Conversation{}
-	for rows.Next() {
-		c, err := scanConversation(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list conversations: %w", err)
-		}
-		list = append(list, c)
-	}
-	if err := rows.Err(); err != nil {
+	list, err := collect(rows, scanConversation)
+	if err != nil {
 		return nil, fmt.Errorf("list conversations: %w", err)
 	}
 	return list, nil
@@ -145,20 +130,13 @@ func (db *DB) ListConversations(ctx context.Context, f engine.ConversationFilter
 // AddTurn stores t and bumps its conversation's UpdatedAt; ENOTFOUND when
 // the conversation does not exist.
 func (db *DB) AddTurn(ctx context.Context, t *engine.Turn) error {
-	if t.ConversationID == "" || t.Role == "" {
-		return engine.Errorf(engine.EINVALID, "A turn needs a conversation and a role.")
+	at := now()
+	if err := t.Normalize(at); err != nil {
+		return err
 	}
 	citations, err := json.Marshal(t.Citations)
 	if err != nil {
 		return fmt.Errorf("encode citations: %w", err)
-	}
-	if t.ID == "" {
-		t.ID = engine.NewID()
-	}
-	at := now()
-	created := at
-	if !t.CreatedAt.IsZero() {
-		created = norm(t.CreatedAt)
 	}
 	err = db.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE conversations SET updated_at = ? WHERE id = ?`, encTime(at), t.ConversationID)
@@ -171,7 +149,7 @@ func (db *DB) AddTurn(ctx context.Context, t *engine.Turn) error {
 		_, err = tx.ExecContext(ctx, `INSERT INTO turns (id, conversation_id, role, user_id, user_name, content,
 			citations, event_id, trace_id, outcome, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			t.ID, t.ConversationID, string(t.Role), t.UserID, t.UserName, t.Content, string(citations), t.EventID,
-			t.TraceID, string(t.Outcome), encTime(created))
+			t.TraceID, string(t.Outcome), encTime(t.CreatedAt))
 		return err
 	})
 	switch {
@@ -182,8 +160,22 @@ func (db *DB) AddTurn(ctx context.Context, t *engine.Turn) error {
 	case err != nil:
 		return fmt.Errorf("add turn: %w", err)
 	}
-	t.CreatedAt = created
 	return nil
+}
+
+func scanTurn(s scanner) (*engine.Turn, error) {
+	var (
+		t         engine.Turn
+		citations []byte
+	)
+	if err := s.Scan(&t.ID, &t.ConversationID, &t.Role, &t.UserID, &t.UserName, &t.Content, &citations,
+		&t.EventID, &t.TraceID, &t.Outcome, timeCol{&t.CreatedAt}); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(citations, &t.Citations); err != nil {
+		return nil, fmt.Errorf("decode citations of turn %s: %w", t.ID, err)
+	}
+	return &t, nil
 }
 
 // Turns returns the newest limit turns of the conversation (all when
@@ -200,23 +192,8 @@ func (db *DB) Turns(ctx context.Context, conversationID string, limit int) ([]*e
 	if err != nil {
 		return nil, fmt.Errorf("list turns: %w", err)
 	}
-	defer rows.Close()
-	turns := []*engine.Turn{}
-	for rows.Next() {
-		var (
-			t         engine.Turn
-			citations []byte
-		)
-		if err := rows.Scan(&t.ID, &t.ConversationID, &t.Role, &t.UserID, &t.UserName, &t.Content, &citations,
-			&t.EventID, &t.TraceID, &t.Outcome, timeCol{&t.CreatedAt}); err != nil {
-			return nil, fmt.Errorf("list turns: %w", err)
-		}
-		if err := json.Unmarshal(citations, &t.Citations); err != nil {
-			return nil, fmt.Errorf("decode citations of turn %s: %w", t.ID, err)
-		}
-		turns = append(turns, &t)
-	}
-	if err := rows.Err(); err != nil {
+	turns, err := collect(rows, scanTurn)
+	if err != nil {
 		return nil, fmt.Errorf("list turns: %w", err)
 	}
 	return turns, nil

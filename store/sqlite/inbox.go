@@ -28,33 +28,14 @@ func scanInboxEvent(s scanner) (*engine.InboxEvent, error) {
 
 // Enqueue stores e as a pending event unless (Platform, EventID) is already
 // stored, and reports whether it was inserted; either way e is filled with
-// the stored record. An empty ThreadKey becomes "platform:event_id" (an
-// event that is ordered after no other), a zero ReceivedAt or AvailableAt
-// becomes now.
+// the stored record. The defaults of a new event (an empty ThreadKey becomes
+// "platform:event_id", a zero ReceivedAt or AvailableAt becomes now) are
+// those of engine.InboxEvent.Normalize.
 func (db *DB) Enqueue(ctx context.Context, e *engine.InboxEvent) (bool, error) {
-	if e.Platform == "" || e.EventID == "" {
-		return false, engine.Errorf(engine.EINVALID, "An inbox event needs a platform and an event id.")
-	}
 	in := *e
-	if in.ID == "" {
-		in.ID = engine.NewID()
+	if err := in.Normalize(now()); err != nil {
+		return false, err
 	}
-	if in.ThreadKey == "" {
-		in.ThreadKey = string(in.Platform) + ":" + in.EventID
-	}
-	at := now()
-	in.ReceivedAt, in.AvailableAt = norm(in.ReceivedAt), norm(in.AvailableAt)
-	if in.ReceivedAt.IsZero() {
-		in.ReceivedAt = at
-	}
-	if in.AvailableAt.IsZero() {
-		in.AvailableAt = at
-	}
-	if in.Payload == nil {
-		in.Payload = []byte{}
-	}
-	in.Status, in.Attempts, in.LeaseOwner, in.LeasedUntil, in.LastError, in.UpdatedAt =
-		engine.EventPending, 0, "", time.Time{}, "", at
 	res, err := db.w.ExecContext(ctx, `INSERT INTO inbox_events (id, platform, event_id, thread_key, payload, status,
 		attempts, lease_owner, available_at, last_error, received_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, 0, '', ?, '', ?, ?)
@@ -177,12 +158,8 @@ func (db *DB) InboxEventByID(ctx context.Context, id string) (*engine.InboxEvent
 // RecordOutbound stores m, replacing an earlier record of the same
 // (Platform, EventID, Part). A zero CreatedAt becomes now.
 func (db *DB) RecordOutbound(ctx context.Context, m *engine.OutboundMessage) error {
-	if m.Platform == "" || m.EventID == "" || m.MessageID == "" || m.Part < 0 {
-		return engine.Errorf(engine.EINVALID, "An outbound message needs a platform, an event id, a message id and a part >= 0.")
-	}
-	m.CreatedAt = norm(m.CreatedAt)
-	if m.CreatedAt.IsZero() {
-		m.CreatedAt = now()
+	if err := m.Normalize(now()); err != nil {
+		return err
 	}
 	_, err := db.w.ExecContext(ctx, `INSERT INTO outbound_messages (platform, event_id, part, channel_id, message_id, created_at)
 		VALUES (?, ?, ?, ?, ?, ?)
@@ -202,16 +179,14 @@ func (db *DB) Outbound(ctx context.Context, platform engine.Platform, eventID st
 	if err != nil {
 		return nil, fmt.Errorf("list outbound messages: %w", err)
 	}
-	defer rows.Close()
-	list := []*engine.OutboundMessage{}
-	for rows.Next() {
+	list, err := collect(rows, func(s scanner) (*engine.OutboundMessage, error) {
 		var m engine.OutboundMessage
-		if err := rows.Scan(&m.Platform, &m.EventID, &m.Part, &m.ChannelID, &m.MessageID, timeCol{&m.CreatedAt}); err != nil {
-			return nil, fmt.Errorf("list outbound messages: %w", err)
+		if err := s.Scan(&m.Platform, &m.EventID, &m.Part, &m.ChannelID, &m.MessageID, timeCol{&m.CreatedAt}); err != nil {
+			return nil, err
 		}
-		list = append(list, &m)
-	}
-	if err := rows.Err(); err != nil {
+		return &m, nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("list outbound messages: %w", err)
 	}
 	return list, nil

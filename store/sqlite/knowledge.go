@@ -13,24 +13,19 @@ import (
 
 // CreateKnowledgeBase stores kb; ECONFLICT when the name is taken.
 func (db *DB) CreateKnowledgeBase(ctx context.Context, kb *engine.KnowledgeBase) error {
-	if err := kb.Validate(); err != nil {
+	if err := kb.Normalize(now()); err != nil {
 		return err
 	}
-	if kb.ID == "" {
-		kb.ID = engine.NewID()
-	}
-	at := now()
 	_, err := db.w.ExecContext(ctx, `INSERT INTO knowledge_bases (id, name, description, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?)`, kb.ID, kb.Name, kb.Description, encTime(at), encTime(at))
+		VALUES (?, ?, ?, ?, ?)`, kb.ID, kb.Name, kb.Description, encTime(kb.CreatedAt), encTime(kb.UpdatedAt))
 	switch {
 	case violates(err, sqlite3.SQLITE_CONSTRAINT_UNIQUE, "knowledge_bases.name"):
-		return engine.WrapError(engine.ECONFLICT, err, "A knowledge base named %q already exists: choose another name.", kb.Name)
+		return kb.NameTakenError(err)
 	case duplicate(err):
 		return engine.WrapError(engine.ECONFLICT, err, "Knowledge base %q already exists.", kb.ID)
 	case err != nil:
 		return fmt.Errorf("create knowledge base: %w", err)
 	}
-	kb.CreatedAt, kb.UpdatedAt = at, at
 	return nil
 }
 
@@ -63,16 +58,8 @@ func (db *DB) ListKnowledgeBases(ctx context.Context) ([]*engine.KnowledgeBase, 
 	if err != nil {
 		return nil, fmt.Errorf("list knowledge bases: %w", err)
 	}
-	defer rows.Close()
-	list := []*engine.KnowledgeBase{}
-	for rows.Next() {
-		kb, err := scanKnowledgeBase(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list knowledge bases: %w", err)
-		}
-		list = append(list, kb)
-	}
-	if err := rows.Err(); err != nil {
+	list, err := collect(rows, scanKnowledgeBase)
+	if err != nil {
 		return nil, fmt.Errorf("list knowledge bases: %w", err)
 	}
 	return list, nil
@@ -93,22 +80,14 @@ func (db *DB) DeleteKnowledgeBase(ctx context.Context, name string) error {
 // the stored record. An empty Status is stored as pending. ENOTFOUND when
 // the knowledge base does not exist.
 func (db *DB) SaveDocument(ctx context.Context, d *engine.Document) error {
-	if d.KnowledgeBase == "" || d.Source == "" {
-		return engine.Errorf(engine.EINVALID, "A document needs a knowledge base and a source.")
-	}
-	if d.Status == "" {
-		d.Status = engine.DocumentPending
+	if err := d.Normalize(now()); err != nil {
+		return err
 	}
 	id := d.ID
-	if id == "" {
-		id = engine.NewID()
-	}
 	content := d.Content
 	if content == nil {
 		content = []byte{}
 	}
-	at := now()
-	var created string
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		var kbID string
 		err := tx.QueryRowContext(ctx, `SELECT id FROM knowledge_bases WHERE name = ?`, d.KnowledgeBase).Scan(&kbID)
@@ -126,8 +105,8 @@ func (db *DB) SaveDocument(ctx context.Context, d *engine.Document) error {
 				updated_at = excluded.updated_at
 			RETURNING id, created_at`,
 			id, kbID, d.Source, d.Title, d.ContentType, content, d.SHA256, d.Size, string(d.Status), d.Error,
-			d.Chunks, encTime(at), encTime(at),
-		).Scan(&d.ID, &created)
+			d.Chunks, encTime(d.CreatedAt), encTime(d.UpdatedAt),
+		).Scan(&d.ID, timeCol{&d.CreatedAt})
 	})
 	switch {
 	case engine.IsNotFound(err):
@@ -137,8 +116,7 @@ func (db *DB) SaveDocument(ctx context.Context, d *engine.Document) error {
 	case err != nil:
 		return fmt.Errorf("save document: %w", err)
 	}
-	d.UpdatedAt = at
-	return timeCol{&d.CreatedAt}.Scan(created)
+	return nil
 }
 
 const documentColumns = `d.id, k.name, d.source, d.title, d.content_type, d.sha256, d.size, d.status, d.error,
@@ -199,16 +177,8 @@ func (db *DB) ListDocuments(ctx context.Context, kb string) ([]*engine.Document,
 	if err != nil {
 		return nil, fmt.Errorf("list documents: %w", err)
 	}
-	defer rows.Close()
-	list := []*engine.Document{}
-	for rows.Next() {
-		d, err := scanDocument(rows, false)
-		if err != nil {
-			return nil, fmt.Errorf("list documents: %w", err)
-		}
-		list = append(list, d)
-	}
-	if err := rows.Err(); err != nil {
+	list, err := collect(rows, func(s scanner) (*engine.Document, error) { return scanDocument(s, false) })
+	if err != nil {
 		return nil, fmt.Errorf("list documents: %w", err)
 	}
 	return list, nil

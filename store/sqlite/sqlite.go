@@ -253,17 +253,9 @@ func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 const timeLayout = "2006-01-02T15:04:05.000000Z"
 
 // now returns the current time as stored: UTC, microseconds.
-func now() time.Time { return norm(time.Now()) }
+func now() time.Time { return engine.StoredTime(time.Now()) }
 
-// norm returns t as stored: UTC, truncated to microseconds.
-func norm(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Time{}
-	}
-	return t.UTC().Truncate(time.Microsecond)
-}
-
-func encTime(t time.Time) string { return norm(t).Format(timeLayout) }
+func encTime(t time.Time) string { return engine.StoredTime(t).Format(timeLayout) }
 
 // encNullTime stores the zero time as NULL.
 func encNullTime(t time.Time) any {
@@ -283,7 +275,7 @@ func (c timeCol) Scan(v any) error {
 		*c.t = time.Time{}
 		return nil
 	case time.Time:
-		*c.t = norm(v)
+		*c.t = engine.StoredTime(v)
 		return nil
 	case string:
 		s = v
@@ -298,7 +290,7 @@ func (c timeCol) Scan(v any) error {
 			return fmt.Errorf("scan time %q: %w", s, err)
 		}
 	}
-	*c.t = norm(t)
+	*c.t = engine.StoredTime(t)
 	return nil
 }
 
@@ -335,3 +327,20 @@ func affected(res sql.Result, what, id string) error {
 }
 
 type scanner interface{ Scan(dest ...any) error }
+
+// collect scans every row with scan and closes rows.
+func collect[T any](rows *sql.Rows, scan func(scanner) (*T, error)) ([]*T, error) {
+	defer rows.Close()
+	list := []*T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return list, nil
+}

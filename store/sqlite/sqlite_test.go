@@ -71,93 +71,42 @@ func TestConfigValidate(t *testing.T) {
 	storetest.MustCode(t, err, engine.EINVALID)
 }
 
-func versions(t *testing.T, path string) []int {
-	t.Helper()
+func versions(tb testing.TB, path string) []int {
+	tb.Helper()
 	conn, err := sql.Open("sqlite", path)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer conn.Close()
-	rows, err := conn.QueryContext(t.Context(), `SELECT version FROM schema_migrations ORDER BY version`)
+	rows, err := conn.QueryContext(tb.Context(), `SELECT version FROM schema_migrations ORDER BY version`)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer rows.Close()
 	var out []int
 	for rows.Next() {
 		var v int
 		if err := rows.Scan(&v); err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		out = append(out, v)
 	}
 	if err := rows.Err(); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return out
 }
 
-func TestMigrate(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "sub", "dir", "convosphere.db") // directories are created
-	db := mustOpenPath(t, path, false)
-	want := versions(t, path)
-	if len(want) == 0 || want[0] != 1 {
-		t.Fatalf("applied versions = %v, want 1 first", want)
-	}
-	storetest.Must(t, db.Migrate(t.Context()))
-	storetest.MustEqual(t, "versions after migrating twice", versions(t, path), want)
-
-	// Data survives reopening, which migrates again.
-	storetest.Must(t, db.CreateUser(t.Context(), &engine.User{Name: "alice", Role: engine.RoleAdmin}))
-	storetest.Must(t, db.Close())
-	again := mustOpenPath(t, path, false)
-	n, err := again.CountUsers(t.Context())
-	storetest.Must(t, err)
-	storetest.MustEqual(t, "users after reopening", n, 1)
-	storetest.MustEqual(t, "versions after reopening", versions(t, path), want)
-}
-
-func TestSkipMigrations(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "convosphere.db")
-	db := mustOpenPath(t, path, true)
-	_, err := db.CountUsers(t.Context())
-	if err == nil {
-		t.Fatal("CountUsers on an unmigrated database succeeded")
-	}
-	storetest.Must(t, db.Migrate(t.Context()))
-	n, err := db.CountUsers(t.Context())
-	storetest.Must(t, err)
-	storetest.MustEqual(t, "users", n, 0)
-}
-
-// TestMigrateConcurrently migrates one file from several handles at once,
-// as a console and a bot starting together do.
-func TestMigrateConcurrently(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "convosphere.db")
-	dbs := make([]*sqlite.DB, 3)
-	for i := range dbs {
-		dbs[i] = mustOpenPath(t, path, true)
-	}
-	var wg sync.WaitGroup
-	for _, db := range dbs {
-		wg.Go(func() {
-			if err := db.Migrate(t.Context()); err != nil {
-				t.Errorf("Migrate: %v", err)
-			}
-		})
-	}
-	wg.Wait()
-	want := versions(t, path)
-	if len(want) == 0 {
-		t.Fatal("no migration applied")
-	}
-	seen := map[int]bool{}
-	for _, v := range want {
-		if seen[v] {
-			t.Fatalf("version %d recorded twice: %v", v, want)
+func TestMigrations(t *testing.T) {
+	storetest.RunMigrations(t, func(t *testing.T) storetest.Database {
+		path := filepath.Join(t.TempDir(), "sub", "dir", "convosphere.db") // directories are created
+		return storetest.Database{
+			Open: func(tb testing.TB, skipMigrations bool) storetest.Migrator {
+				return mustOpenPath(tb, path, skipMigrations)
+			},
+			Versions: func(tb testing.TB) []int { return versions(tb, path) },
 		}
-		seen[v] = true
-	}
+	})
 }
 
 // TestClaimAcrossHandles claims one inbox from several handles on one file

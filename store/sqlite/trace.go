@@ -11,33 +11,15 @@ import (
 	"github.com/convosphere/convosphere/engine"
 )
 
-// encodeSteps encodes the steps with their times as stored (UTC,
-// microseconds), so they read back equal on every backend.
-func encodeSteps(steps []engine.TraceStep) ([]byte, error) {
-	if steps != nil {
-		steps = append([]engine.TraceStep{}, steps...)
-		for i := range steps {
-			steps[i].StartedAt = norm(steps[i].StartedAt)
-		}
-	}
-	return json.Marshal(steps)
-}
-
 // SaveTrace inserts t or replaces the trace with its ID. It fills in an
 // empty ID and a zero StartedAt.
 func (db *DB) SaveTrace(ctx context.Context, t *engine.Trace) error {
-	if t.ID == "" {
-		t.ID = engine.NewID()
-	}
-	if t.StartedAt.IsZero() {
-		t.StartedAt = time.Now()
-	}
-	t.StartedAt = norm(t.StartedAt)
+	t.Normalize(now())
 	passages, err := json.Marshal(t.Passages)
 	if err != nil {
 		return fmt.Errorf("encode trace passages: %w", err)
 	}
-	steps, err := encodeSteps(t.Steps)
+	steps, err := json.Marshal(t.StoredSteps())
 	if err != nil {
 		return fmt.Errorf("encode trace steps: %w", err)
 	}
@@ -78,9 +60,7 @@ func scanTrace(s scanner) (*engine.Trace, error) {
 	if err := errors.Join(json.Unmarshal(passages, &t.Passages), json.Unmarshal(steps, &t.Steps)); err != nil {
 		return nil, fmt.Errorf("decode trace %s: %w", t.ID, err)
 	}
-	for i := range t.Steps {
-		t.Steps[i].StartedAt = norm(t.Steps[i].StartedAt)
-	}
+	t.Steps = t.StoredSteps()
 	return &t, nil
 }
 
@@ -103,16 +83,8 @@ func (db *DB) ListTraces(ctx context.Context, conversationID string) ([]*engine.
 	if err != nil {
 		return nil, fmt.Errorf("list traces: %w", err)
 	}
-	defer rows.Close()
-	list := []*engine.Trace{}
-	for rows.Next() {
-		t, err := scanTrace(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list traces: %w", err)
-		}
-		list = append(list, t)
-	}
-	if err := rows.Err(); err != nil {
+	list, err := collect(rows, scanTrace)
+	if err != nil {
 		return nil, fmt.Errorf("list traces: %w", err)
 	}
 	return list, nil

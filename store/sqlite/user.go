@@ -13,31 +13,11 @@ import (
 	"github.com/convosphere/convosphere/engine"
 )
 
-func validateUser(u *engine.User) error {
-	u.Name = strings.TrimSpace(u.Name)
-	switch {
-	case u.Name == "":
-		return engine.Errorf(engine.EINVALID, "A user needs a name.")
-	case !u.Role.Valid():
-		return engine.Errorf(engine.EINVALID, "Role %q is unknown: use admin, editor or viewer.", u.Role)
-	}
-	return nil
-}
-
-func userNameTaken(err error, name string) error {
-	return engine.WrapError(engine.ECONFLICT, err, "A user named %q already exists: choose another name.", name)
-}
-
 // CreateUser stores u; ECONFLICT when the name is taken (ignoring case).
 func (db *DB) CreateUser(ctx context.Context, u *engine.User) error {
-	if err := validateUser(u); err != nil {
+	if err := u.Normalize(now()); err != nil {
 		return err
 	}
-	if u.ID == "" {
-		u.ID = engine.NewID()
-	}
-	u.CreatedAt = now()
-	u.UpdatedAt = u.CreatedAt
 	_, err := db.w.ExecContext(ctx, `INSERT INTO users
 		(id, name, name_key, display_name, role, password_hash, disabled, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -45,7 +25,7 @@ func (db *DB) CreateUser(ctx context.Context, u *engine.User) error {
 		encTime(u.CreatedAt), encTime(u.UpdatedAt))
 	switch {
 	case violates(err, sqlite3.SQLITE_CONSTRAINT_UNIQUE, "users.name_key"):
-		return userNameTaken(err, u.Name)
+		return u.NameTakenError(err)
 	case duplicate(err):
 		return engine.WrapError(engine.ECONFLICT, err, "User %q already exists.", u.ID)
 	case err != nil:
@@ -56,7 +36,7 @@ func (db *DB) CreateUser(ctx context.Context, u *engine.User) error {
 
 // UpdateUser stores every field of u but CreatedAt, which it fills in.
 func (db *DB) UpdateUser(ctx context.Context, u *engine.User) error {
-	if err := validateUser(u); err != nil {
+	if err := u.Validate(); err != nil {
 		return err
 	}
 	at := now()
@@ -69,7 +49,7 @@ func (db *DB) UpdateUser(ctx context.Context, u *engine.User) error {
 	case errors.Is(err, sql.ErrNoRows):
 		return notFound("User", u.ID)
 	case violates(err, sqlite3.SQLITE_CONSTRAINT_UNIQUE, "users.name_key"):
-		return userNameTaken(err, u.Name)
+		return u.NameTakenError(err)
 	case err != nil:
 		return fmt.Errorf("update user: %w", err)
 	}
@@ -116,16 +96,8 @@ func (db *DB) ListUsers(ctx context.Context) ([]*engine.User, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
-	defer rows.Close()
-	users := []*engine.User{}
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list users: %w", err)
-		}
-		users = append(users, u)
-	}
-	if err := rows.Err(); err != nil {
+	users, err := collect(rows, scanUser)
+	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
 	return users, nil
@@ -142,17 +114,9 @@ func (db *DB) CountUsers(ctx context.Context) (int, error) {
 
 // CreateSession stores s; ENOTFOUND when its user does not exist.
 func (db *DB) CreateSession(ctx context.Context, s *engine.Session) error {
-	switch {
-	case s.UserID == "" || s.TokenHash == "":
-		return engine.Errorf(engine.EINVALID, "A session needs a user and a token hash.")
-	case s.ExpiresAt.IsZero():
-		return engine.Errorf(engine.EINVALID, "A session needs an expiry time.")
+	if err := s.Normalize(now()); err != nil {
+		return err
 	}
-	if s.ID == "" {
-		s.ID = engine.NewID()
-	}
-	s.CreatedAt = now()
-	s.ExpiresAt = norm(s.ExpiresAt)
 	_, err := db.w.ExecContext(ctx, `INSERT INTO sessions (id, user_id, token_hash, created_at, expires_at)
 		VALUES (?, ?, ?, ?, ?)`, s.ID, s.UserID, s.TokenHash, encTime(s.CreatedAt), encTime(s.ExpiresAt))
 	switch {
@@ -201,15 +165,9 @@ func (db *DB) DeleteUserSessions(ctx context.Context, userID string) error {
 
 // CreateAPIToken stores t; ENOTFOUND when its user does not exist.
 func (db *DB) CreateAPIToken(ctx context.Context, t *engine.APIToken) error {
-	t.Name = strings.TrimSpace(t.Name)
-	if t.UserID == "" || t.TokenHash == "" || t.Name == "" {
-		return engine.Errorf(engine.EINVALID, "An API token needs a user, a name and a token hash.")
+	if err := t.Normalize(now()); err != nil {
+		return err
 	}
-	if t.ID == "" {
-		t.ID = engine.NewID()
-	}
-	t.CreatedAt = now()
-	t.LastUsedAt = norm(t.LastUsedAt)
 	_, err := db.w.ExecContext(ctx, `INSERT INTO api_tokens (id, user_id, name, token_hash, created_at, last_used_at)
 		VALUES (?, ?, ?, ?, ?, ?)`, t.ID, t.UserID, t.Name, t.TokenHash, encTime(t.CreatedAt), encNullTime(t.LastUsedAt))
 	switch {
@@ -253,16 +211,8 @@ func (db *DB) ListAPITokens(ctx context.Context, userID string) ([]*engine.APITo
 	if err != nil {
 		return nil, fmt.Errorf("list api tokens: %w", err)
 	}
-	defer rows.Close()
-	tokens := []*engine.APIToken{}
-	for rows.Next() {
-		t, err := scanAPIToken(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list api tokens: %w", err)
-		}
-		tokens = append(tokens, t)
-	}
-	if err := rows.Err(); err != nil {
+	tokens, err := collect(rows, scanAPIToken)
+	if err != nil {
 		return nil, fmt.Errorf("list api tokens: %w", err)
 	}
 	return tokens, nil
