@@ -27,12 +27,6 @@ type Binding struct {
 	Trigger   Trigger  `json:"trigger,omitempty"`
 }
 
-// RetrievalSettings tune how an assistant searches its knowledge bases.
-type RetrievalSettings struct {
-	Limit    int     `json:"limit,omitempty"`     // passages given to the model (default 5)
-	MinScore float64 `json:"min_score,omitempty"` // passages scoring below are dropped
-}
-
 // Assistant is a configured persona: prompt, model, knowledge, tools and
 // the channels it answers in.
 type Assistant struct {
@@ -64,8 +58,9 @@ func (a *Assistant) Validate() error {
 		return Errorf(EINVALID, "Temperature %.2f is out of range: use a value from 0 to 2.", a.Temperature)
 	case a.MaxOutputTokens < 0:
 		return Errorf(EINVALID, "Max output tokens must not be negative.")
-	case a.Retrieval.Limit < 0 || a.Retrieval.Limit > 50:
-		return Errorf(EINVALID, "Retrieval limit %d is out of range: use 0 (default) to 50.", a.Retrieval.Limit)
+	}
+	if err := a.Retrieval.Validate(); err != nil {
+		return err
 	}
 	for _, b := range a.Bindings {
 		if b.Platform == "" || b.ChannelID == "" {

@@ -103,6 +103,29 @@ func TestAssistantValidate(t *testing.T) {
 	}
 }
 
+func TestRetrievalSettingsValidate(t *testing.T) {
+	half, neg := 0.5, -0.1
+	tests := []struct {
+		name string
+		s    RetrievalSettings
+		ok   bool
+	}{
+		{"zero is defaults", RetrievalSettings{}, true},
+		{"full", RetrievalSettings{Limit: 10, MinScore: 0.2, Mode: SearchHybrid, Fusion: FusionAlpha, Alpha: &half, RRFK: 60, Rerank: true}, true},
+		{"limit", RetrievalSettings{Limit: 51}, false},
+		{"min score", RetrievalSettings{MinScore: 1.5}, false},
+		{"alpha", RetrievalSettings{Alpha: &neg}, false},
+		{"mode", RetrievalSettings{Mode: "semantic"}, false},
+		{"fusion", RetrievalSettings{Fusion: "max"}, false},
+		{"rrf k", RetrievalSettings{RRFK: -1}, false},
+	}
+	for _, tt := range tests {
+		if err := tt.s.Validate(); (err == nil) != tt.ok || (err != nil && ErrorCode(err) != EINVALID) {
+			t.Errorf("%s: Validate() = %v, want ok=%v", tt.name, err, tt.ok)
+		}
+	}
+}
+
 func TestTrimHistory(t *testing.T) {
 	turn := func(n int) *Turn { return &Turn{Content: strings.Repeat("word ", n)} }
 	turns := []*Turn{turn(400), turn(40), turn(40), turn(40)}

@@ -235,21 +235,22 @@ func (e *Engine) retrieve(ctx context.Context, t *turn) {
 			e.log.WarnContext(ctx, "show status", "trace_id", t.trace.ID, "error", err)
 		}
 	}
-	limit := a.Retrieval.Limit
-	if limit == 0 {
-		limit = e.cfg.RetrievalLimit
+	settings := a.Retrieval
+	if settings.Limit == 0 {
+		settings.Limit = e.cfg.RetrievalLimit
 	}
 	done := t.trace.Step(StepRetrieval)
-	passages, err := e.deps.Retriever.Retrieve(ctx, RetrievalRequest{
-		Query: t.msg.Text, KnowledgeBases: a.KnowledgeBases, Limit: limit, MinScore: a.Retrieval.MinScore,
-	})
-	done(fmt.Sprintf("%d passages from %s", len(passages), strings.Join(a.KnowledgeBases, ", ")), err)
+	res, err := e.deps.Retriever.Retrieve(ctx, RetrievalRequest{Query: t.msg.Text, KnowledgeBases: a.KnowledgeBases, Settings: settings})
 	if err != nil {
+		done("searched "+strings.Join(a.KnowledgeBases, ", "), err)
 		e.log.WarnContext(ctx, "retrieve passages", "trace_id", t.trace.ID, "assistant", a.Name, "error", err)
 		return
 	}
-	t.passages = passages
-	for _, p := range passages {
+	done(fmt.Sprintf("%d passages from %s (%s)", len(res.Passages), strings.Join(a.KnowledgeBases, ", "), res.Applied.Mode), nil)
+	t.passages = res.Passages
+	applied := res.Applied
+	t.trace.Retrieval = &applied
+	for _, p := range res.Passages {
 		t.trace.Passages = append(t.trace.Passages, PassageRef{ID: p.ID, KnowledgeBase: p.KnowledgeBase, Document: p.Document, Title: p.Title, Score: p.Score})
 	}
 }

@@ -104,6 +104,9 @@ func TestHandleStreamsAnswerWithCitationsAndTrace(t *testing.T) {
 		tr.AssistantName != "Guide" || tr.ConversationID != ans.ConversationID || len(tr.Passages) != 2 {
 		t.Errorf("trace = %+v", tr)
 	}
+	if tr.Retrieval == nil || tr.Retrieval.Backend != "enginetest" || tr.Retrieval.Limit != 5 {
+		t.Errorf("trace retrieval settings = %+v", tr.Retrieval)
+	}
 	var steps []string
 	for _, s := range tr.Steps {
 		steps = append(steps, s.Name)

@@ -50,23 +50,26 @@ type PassageRef struct {
 
 // Trace records what happened while answering one message.
 type Trace struct {
-	ID             string        `json:"id"`
-	EventID        string        `json:"event_id,omitempty"`
-	ConversationID string        `json:"conversation_id,omitempty"`
-	AssistantID    string        `json:"assistant_id,omitempty"`
-	AssistantName  string        `json:"assistant_name,omitempty"`
-	Platform       Platform      `json:"platform"`
-	ChannelID      string        `json:"channel_id,omitempty"`
-	UserID         string        `json:"user_id,omitempty"`
-	Model          string        `json:"model,omitempty"`
-	TokensIn       int           `json:"tokens_in"`
-	TokensOut      int           `json:"tokens_out"`
-	Passages       []PassageRef  `json:"passages"`
-	Steps          []TraceStep   `json:"steps"`
-	Outcome        Outcome       `json:"outcome"`
-	Error          string        `json:"error,omitempty"`
-	StartedAt      time.Time     `json:"started_at"`
-	Duration       time.Duration `json:"duration_ns"`
+	ID             string       `json:"id"`
+	EventID        string       `json:"event_id,omitempty"`
+	ConversationID string       `json:"conversation_id,omitempty"`
+	AssistantID    string       `json:"assistant_id,omitempty"`
+	AssistantName  string       `json:"assistant_name,omitempty"`
+	Platform       Platform     `json:"platform"`
+	ChannelID      string       `json:"channel_id,omitempty"`
+	UserID         string       `json:"user_id,omitempty"`
+	Model          string       `json:"model,omitempty"`
+	TokensIn       int          `json:"tokens_in"`
+	TokensOut      int          `json:"tokens_out"`
+	Passages       []PassageRef `json:"passages"`
+	// Retrieval is what the knowledge search did (nil when the assistant
+	// has no knowledge bases), so the console can replay it.
+	Retrieval *AppliedSettings `json:"retrieval,omitempty"`
+	Steps     []TraceStep      `json:"steps"`
+	Outcome   Outcome          `json:"outcome"`
+	Error     string           `json:"error,omitempty"`
+	StartedAt time.Time        `json:"started_at"`
+	Duration  time.Duration    `json:"duration_ns"`
 
 	mu sync.Mutex
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"slices"
@@ -423,33 +424,52 @@ func (s *Service) Sync(ctx context.Context) error {
 }
 
 // Retrieve returns the passages of the requested knowledge bases that best
-// match the query, best first. No knowledge base means all of them; unknown
-// ones are simply empty. Limit <= 0 means Config.DefaultLimit and is capped
-// at Config.MaxLimit; MinScore must lie in [0, 1].
-func (s *Service) Retrieve(ctx context.Context, req engine.RetrievalRequest) ([]engine.Passage, error) {
+// match the query, best first, and the settings the search applied. No
+// knowledge base means all of them; unknown ones are simply empty. Limit <= 0
+// means Config.DefaultLimit and is capped at Config.MaxLimit.
+func (s *Service) Retrieve(ctx context.Context, req engine.RetrievalRequest) (*engine.Retrieval, error) {
 	q := strings.TrimSpace(req.Query)
+	set := req.Settings
 	switch {
 	case q == "":
 		return nil, engine.Errorf(engine.EINVALID, "The search query is empty: type a question or some keywords.")
 	case !utf8.ValidString(q) || strings.ContainsRune(q, 0):
 		return nil, engine.Errorf(engine.EINVALID, "The search query is not valid UTF-8 text or contains a NUL byte: retype it.")
-	case math.IsNaN(req.MinScore) || req.MinScore < 0 || req.MinScore > 1:
-		return nil, engine.Errorf(engine.EINVALID, "The minimum score %v is out of range: use a number from 0 to 1.", req.MinScore)
+	case math.IsNaN(set.MinScore):
+		return nil, engine.Errorf(engine.EINVALID, "The minimum score is not a number: use a number from 0 to 1.")
 	}
-	limit := req.Limit
+	if err := set.Validate(); err != nil {
+		return nil, err
+	}
+	limit := set.Limit
 	if limit <= 0 {
 		limit = s.cfg.DefaultLimit
 	}
 	limit = min(limit, s.cfg.MaxLimit)
+	applied := engine.AppliedSettings{Backend: indexName(s.index), Mode: engine.SearchLexical, Limit: limit, MinScore: set.MinScore}
+	if set.Mode == engine.SearchHybrid || set.Mode == engine.SearchVector {
+		applied.Notes = append(applied.Notes, "vector search skipped: no embedding model is configured; lexical (BM25) search only")
+	}
+	if set.Rerank {
+		applied.Notes = append(applied.Notes, "reranking skipped: no rerank endpoint is configured")
+	}
 	kbs := slices.Compact(slices.Sorted(slices.Values(req.KnowledgeBases)))
-	passages, err := s.index.Search(ctx, Query{Text: q, KnowledgeBases: kbs, Limit: limit, MinScore: req.MinScore})
+	passages, err := s.index.Search(ctx, Query{Text: q, KnowledgeBases: kbs, Limit: limit, MinScore: set.MinScore})
 	if err != nil {
 		return nil, err
 	}
 	if passages == nil {
 		passages = []engine.Passage{}
 	}
-	return passages, nil
+	return &engine.Retrieval{Passages: passages, Applied: applied}, nil
+}
+
+// indexName names an index backend for AppliedSettings.
+func indexName(ix Index) string {
+	if n, ok := ix.(interface{ Name() string }); ok {
+		return n.Name()
+	}
+	return fmt.Sprintf("%T", ix)
 }
 
 // keyedMutex serialises work on one key (a document) within the process.

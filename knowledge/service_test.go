@@ -75,11 +75,11 @@ func (f *fixture) MustIngest(tb testing.TB, kb, source, content string) *engine.
 // MustRetrieve retrieves or fails the test.
 func (f *fixture) MustRetrieve(tb testing.TB, query string, kbs ...string) []engine.Passage {
 	tb.Helper()
-	ps, err := f.svc.Retrieve(context.Background(), engine.RetrievalRequest{Query: query, KnowledgeBases: kbs})
+	res, err := f.svc.Retrieve(context.Background(), engine.RetrievalRequest{Query: query, KnowledgeBases: kbs})
 	if err != nil {
 		tb.Fatalf("Retrieve(%q): %v", query, err)
 	}
-	return ps
+	return res.Passages
 }
 
 // flakyIndex is an index whose Upsert can be made to fail after writing
@@ -365,30 +365,33 @@ func TestRetrieve(t *testing.T) {
 		want int // passages, or -1 for an EINVALID error
 	}{
 		{"default limit", engine.RetrievalRequest{Query: "bot", KnowledgeBases: []string{"docs"}}, 2},
-		{"limit", engine.RetrievalRequest{Query: "bot", KnowledgeBases: []string{"docs"}, Limit: 1}, 1},
-		{"capped limit", engine.RetrievalRequest{Query: "bot", KnowledgeBases: []string{"docs"}, Limit: 100}, 3},
-		{"all knowledge bases", engine.RetrievalRequest{Query: "lives", Limit: 3}, 1},
+		{"limit", engine.RetrievalRequest{Query: "bot", KnowledgeBases: []string{"docs"}, Settings: engine.RetrievalSettings{Limit: 1}}, 1},
+		{"capped limit", engine.RetrievalRequest{Query: "bot", KnowledgeBases: []string{"docs"}, Settings: engine.RetrievalSettings{Limit: 50}}, 3},
+		{"all knowledge bases", engine.RetrievalRequest{Query: "lives", Settings: engine.RetrievalSettings{Limit: 3}}, 1},
 		{"unknown knowledge base", engine.RetrievalRequest{Query: "bot", KnowledgeBases: []string{"missing"}}, 0},
 		{"duplicate knowledge bases", engine.RetrievalRequest{Query: "lives", KnowledgeBases: []string{"other", "other"}}, 1},
-		{"min score 1", engine.RetrievalRequest{Query: "bot", MinScore: 1}, 0},
+		{"min score 1", engine.RetrievalRequest{Query: "bot", Settings: engine.RetrievalSettings{MinScore: 1}}, 0},
 		{"stopwords only", engine.RetrievalRequest{Query: "how do I"}, 0},
 		{"empty", engine.RetrievalRequest{Query: "  \n"}, -1},
 		{"nul", engine.RetrievalRequest{Query: "bot\x00"}, -1},
 		{"invalid utf8", engine.RetrievalRequest{Query: "bot \xff"}, -1},
-		{"negative min score", engine.RetrievalRequest{Query: "bot", MinScore: -0.5}, -1},
-		{"min score above 1", engine.RetrievalRequest{Query: "bot", MinScore: 2}, -1},
+		{"negative min score", engine.RetrievalRequest{Query: "bot", Settings: engine.RetrievalSettings{MinScore: -0.5}}, -1},
+		{"min score above 1", engine.RetrievalRequest{Query: "bot", Settings: engine.RetrievalSettings{MinScore: 2}}, -1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ps, err := f.svc.Retrieve(ctx, tt.req)
+			res, err := f.svc.Retrieve(ctx, tt.req)
 			if tt.want < 0 {
 				if engine.ErrorCode(err) != engine.EINVALID {
-					t.Errorf("Retrieve = %v, %v; want EINVALID", ps, err)
+					t.Errorf("Retrieve = %v, %v; want EINVALID", res, err)
 				}
 				return
 			}
-			if err != nil || ps == nil || len(ps) != tt.want {
-				t.Errorf("Retrieve = %d passages (%v), %v; want %d", len(ps), ps == nil, err, tt.want)
+			if err != nil || res.Passages == nil || len(res.Passages) != tt.want {
+				t.Fatalf("Retrieve = %+v, %v; want %d passages", res, err, tt.want)
+			}
+			if res.Applied.Limit == 0 || res.Applied.Mode != engine.SearchLexical || res.Applied.MinScore != tt.req.Settings.MinScore {
+				t.Errorf("applied settings = %+v", res.Applied)
 			}
 		})
 	}
@@ -473,9 +476,9 @@ func TestSync(t *testing.T) {
 	if d, _ := f.store.DocumentBySource(ctx, "docs", "failed.md"); d.Status != engine.DocumentFailed {
 		t.Errorf("failed document after Sync = %+v, want left failed", d)
 	}
-	ps, err := svc.Retrieve(ctx, engine.RetrievalRequest{Query: "How do I connect Slack?", KnowledgeBases: []string{"docs"}})
-	if err != nil || len(ps) == 0 || ps[0].DocumentID != slack.ID {
-		t.Errorf("Retrieve after Sync = %+v, %v", ps, err)
+	res, err := svc.Retrieve(ctx, engine.RetrievalRequest{Query: "How do I connect Slack?", KnowledgeBases: []string{"docs"}})
+	if err != nil || len(res.Passages) == 0 || res.Passages[0].DocumentID != slack.ID {
+		t.Errorf("Retrieve after Sync = %+v, %v", res, err)
 	}
 
 	// In sync: a second Sync indexes nothing.

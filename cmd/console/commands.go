@@ -219,10 +219,11 @@ func (c *cli) ingest(ctx context.Context, a *app.App, kb string, paths []string)
 }
 
 func (c *cli) search(ctx context.Context, a *app.App, kb, query string, limit int) error {
-	passages, err := a.Knowledge.Retrieve(ctx, engine.RetrievalRequest{Query: query, KnowledgeBases: []string{kb}, Limit: limit})
+	res, err := a.Knowledge.Retrieve(ctx, engine.RetrievalRequest{Query: query, KnowledgeBases: []string{kb}, Settings: engine.RetrievalSettings{Limit: limit}})
 	if err != nil {
 		return fmt.Errorf("search: %w", err)
 	}
+	passages := res.Passages
 	if len(passages) == 0 {
 		fmt.Fprintln(c.stdout, "no passages match")
 		return nil

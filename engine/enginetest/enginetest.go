@@ -176,26 +176,28 @@ type Retriever struct {
 }
 
 // Retrieve implements engine.Retriever.
-func (r *Retriever) Retrieve(_ context.Context, req engine.RetrievalRequest) ([]engine.Passage, error) {
+func (r *Retriever) Retrieve(_ context.Context, req engine.RetrievalRequest) (*engine.Retrieval, error) {
 	r.mu.Lock()
 	r.requests = append(r.requests, req)
 	r.mu.Unlock()
 	if r.Err != nil {
 		return nil, r.Err
 	}
-	var out []engine.Passage
+	out := []engine.Passage{}
 	for _, p := range r.Passages {
 		for _, kb := range req.KnowledgeBases {
-			if strings.EqualFold(kb, p.KnowledgeBase) && p.Score >= req.MinScore {
+			if strings.EqualFold(kb, p.KnowledgeBase) && p.Score >= req.Settings.MinScore {
 				out = append(out, p)
 				break
 			}
 		}
-		if req.Limit > 0 && len(out) == req.Limit {
+		if req.Settings.Limit > 0 && len(out) == req.Settings.Limit {
 			break
 		}
 	}
-	return out, nil
+	return &engine.Retrieval{Passages: out, Applied: engine.AppliedSettings{
+		Backend: "enginetest", Mode: engine.SearchLexical, Limit: req.Settings.Limit, MinScore: req.Settings.MinScore,
+	}}, nil
 }
 
 // Requests returns the retrieval requests received.

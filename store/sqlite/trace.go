@@ -23,18 +23,23 @@ func (db *DB) SaveTrace(ctx context.Context, t *engine.Trace) error {
 	if err != nil {
 		return fmt.Errorf("encode trace steps: %w", err)
 	}
+	retrieval, err := json.Marshal(t.Retrieval)
+	if err != nil {
+		return fmt.Errorf("encode trace retrieval: %w", err)
+	}
 	_, err = db.w.ExecContext(ctx, `INSERT INTO traces (id, event_id, conversation_id, assistant_id, assistant_name,
 		platform, channel_id, user_id, model, tokens_in, tokens_out, passages, steps, outcome, error, started_at,
-		duration_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		duration_ns, retrieval) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET event_id = excluded.event_id, conversation_id = excluded.conversation_id,
 			assistant_id = excluded.assistant_id, assistant_name = excluded.assistant_name,
 			platform = excluded.platform, channel_id = excluded.channel_id, user_id = excluded.user_id,
 			model = excluded.model, tokens_in = excluded.tokens_in, tokens_out = excluded.tokens_out,
 			passages = excluded.passages, steps = excluded.steps, outcome = excluded.outcome,
-			error = excluded.error, started_at = excluded.started_at, duration_ns = excluded.duration_ns`,
+			error = excluded.error, started_at = excluded.started_at, duration_ns = excluded.duration_ns,
+			retrieval = excluded.retrieval`,
 		t.ID, t.EventID, t.ConversationID, t.AssistantID, t.AssistantName, string(t.Platform), t.ChannelID, t.UserID,
 		t.Model, t.TokensIn, t.TokensOut, string(passages), string(steps), string(t.Outcome), t.Error,
-		encTime(t.StartedAt), int64(t.Duration))
+		encTime(t.StartedAt), int64(t.Duration), string(retrieval))
 	if err != nil {
 		return fmt.Errorf("save trace: %w", err)
 	}
@@ -42,22 +47,23 @@ func (db *DB) SaveTrace(ctx context.Context, t *engine.Trace) error {
 }
 
 const traceColumns = `id, event_id, conversation_id, assistant_id, assistant_name, platform, channel_id, user_id,
-	model, tokens_in, tokens_out, passages, steps, outcome, error, started_at, duration_ns`
+	model, tokens_in, tokens_out, passages, steps, outcome, error, started_at, duration_ns, retrieval`
 
 func scanTrace(s scanner) (*engine.Trace, error) {
 	var (
-		t               engine.Trace
-		passages, steps []byte
-		duration        int64
+		t                          engine.Trace
+		passages, steps, retrieval []byte
+		duration                   int64
 	)
 	err := s.Scan(&t.ID, &t.EventID, &t.ConversationID, &t.AssistantID, &t.AssistantName, &t.Platform, &t.ChannelID,
 		&t.UserID, &t.Model, &t.TokensIn, &t.TokensOut, &passages, &steps, &t.Outcome, &t.Error,
-		timeCol{&t.StartedAt}, &duration)
+		timeCol{&t.StartedAt}, &duration, &retrieval)
 	if err != nil {
 		return nil, err
 	}
 	t.Duration = time.Duration(duration)
-	if err := errors.Join(json.Unmarshal(passages, &t.Passages), json.Unmarshal(steps, &t.Steps)); err != nil {
+	if err := errors.Join(json.Unmarshal(passages, &t.Passages), json.Unmarshal(steps, &t.Steps),
+		json.Unmarshal(retrieval, &t.Retrieval)); err != nil {
 		return nil, fmt.Errorf("decode trace %s: %w", t.ID, err)
 	}
 	t.Steps = t.StoredSteps()

@@ -379,7 +379,8 @@ func testAssistants(t *testing.T, s engine.Store) {
 			{Platform: engine.PlatformSlack, ChannelID: "C1", Trigger: engine.TriggerMention},
 			{Platform: engine.PlatformMattermost, ChannelID: engine.ChannelAnyDM},
 		},
-		Retrieval: engine.RetrievalSettings{Limit: 7, MinScore: 0.25},
+		Retrieval: engine.RetrievalSettings{Limit: 7, MinScore: 0.25, Mode: engine.SearchHybrid, Fusion: engine.FusionAlpha,
+			Alpha: ptr(0.3), RRFK: 40, Rerank: true},
 		IsDefault: true,
 	}
 	Must(t, s.CreateAssistant(ctx, helper))
@@ -775,7 +776,7 @@ func traceWant(tr *engine.Trace) *engine.Trace {
 		ID: tr.ID, EventID: tr.EventID, ConversationID: tr.ConversationID, AssistantID: tr.AssistantID,
 		AssistantName: tr.AssistantName, Platform: tr.Platform, ChannelID: tr.ChannelID, UserID: tr.UserID,
 		Model: tr.Model, TokensIn: tr.TokensIn, TokensOut: tr.TokensOut, Passages: tr.Passages, Outcome: tr.Outcome,
-		Error: tr.Error, StartedAt: stored(tr.StartedAt), Duration: tr.Duration,
+		Error: tr.Error, StartedAt: stored(tr.StartedAt), Duration: tr.Duration, Retrieval: tr.Retrieval,
 	}
 	if tr.Steps != nil {
 		w.Steps = slices.Clone(tr.Steps)
@@ -796,6 +797,8 @@ func testTraces(t *testing.T, s engine.Store) {
 		Platform: engine.PlatformSlack, ChannelID: "C1", UserID: "U1", Model: "gpt-4o-mini", TokensIn: 120, TokensOut: 45,
 		Passages: []engine.PassageRef{{ID: "p1", KnowledgeBase: "docs", Document: "guide.md", Title: "Guide", Score: 0.8731}},
 		Outcome:  engine.OutcomeAnswered, StartedAt: start, Duration: 1500 * time.Millisecond,
+		Retrieval: &engine.AppliedSettings{Backend: "embedded", Mode: engine.SearchHybrid, Fusion: engine.FusionRRF, RRFK: 60,
+			Limit: 5, MinScore: 0.1, Notes: []string{"reranking skipped"}},
 	}
 	tr.AddStep(engine.TraceStep{Name: engine.StepReceived, StartedAt: start, Duration: 3 * time.Millisecond})
 	tr.AddStep(engine.TraceStep{Name: engine.StepModel, StartedAt: start.Add(time.Second), Duration: time.Second,
@@ -1427,3 +1430,5 @@ func testOutbox(t *testing.T, s engine.Store) {
 	MustEqual(t, "Outbound of an unknown event", len(got), 0)
 	MustCode(t, s.RecordOutbound(ctx, &engine.OutboundMessage{Platform: engine.PlatformSlack, EventID: "Ev2"}), engine.EINVALID)
 }
+
+func ptr[T any](v T) *T { return &v }
