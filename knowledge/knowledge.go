@@ -31,6 +31,10 @@ type Chunk struct {
 	HeadingPath   []string // headings above the chunk, outermost first
 	Position      int      // 0-based index of the chunk in its document
 	Text          string   // the source text as written
+	// Vector is the embedding of the chunk (title, headings and text), nil
+	// when no embedding model is configured. Every vector of one knowledge
+	// base has the same dimensions.
+	Vector []float32
 }
 
 // ChunkID returns the id of the chunk at position in a document.
@@ -53,16 +57,30 @@ func (c Chunk) Passage(score float64) engine.Passage {
 	}
 }
 
-// Query asks an Index for the chunks that best match Text.
+// Query asks an Index for the chunks that best match Text (lexically)
+// and Vector (by cosine similarity).
 type Query struct {
 	Text string
+	// Vector is the embedding of Text; nil means no vector search.
+	Vector []float32
 	// KnowledgeBases limits the search; empty searches every knowledge base.
 	// Names the index does not hold simply match nothing.
 	KnowledgeBases []string
 	// Limit is the most passages returned; <= 0 means DefaultSearchLimit.
 	Limit int
-	// MinScore drops passages scoring below it.
+	// MinScore drops passages whose final score is below it.
 	MinScore float64
+	// Mode is engine.SearchLexical, SearchVector or SearchHybrid; empty
+	// means hybrid when Vector is set, else lexical. Vector and hybrid
+	// modes need Vector (EINVALID otherwise).
+	Mode string
+	// Fusion is engine.FusionRRF (default) or engine.FusionAlpha, for hybrid.
+	Fusion string
+	// Alpha weighs the vector score in alpha fusion: 0 lexical only, 1
+	// vector only.
+	Alpha float64
+	// RRFK is the k of reciprocal rank fusion; <= 0 means 60.
+	RRFK int
 }
 
 // DefaultSearchLimit is the number of passages an Index returns when the
@@ -83,6 +101,9 @@ type IndexedDocument struct {
 // comparable within one index but not across backends, so MinScore is a
 // setting to tune per backend.
 type Index interface {
+	// Name names the backend ("embedded", "weaviate") in the settings a
+	// search reports.
+	Name() string
 	// Upsert stores chunks, first removing every chunk of the documents
 	// they belong to, so a document's chunks are replaced as a whole.
 	// Chunks need an ID, KnowledgeBase and DocumentID (EINVALID otherwise).

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math"
 	"slices"
@@ -446,7 +445,7 @@ func (s *Service) Retrieve(ctx context.Context, req engine.RetrievalRequest) (*e
 		limit = s.cfg.DefaultLimit
 	}
 	limit = min(limit, s.cfg.MaxLimit)
-	applied := engine.AppliedSettings{Backend: indexName(s.index), Mode: engine.SearchLexical, Limit: limit, MinScore: set.MinScore}
+	applied := engine.AppliedSettings{Backend: s.index.Name(), Mode: engine.SearchLexical, Limit: limit, MinScore: set.MinScore}
 	if set.Mode == engine.SearchHybrid || set.Mode == engine.SearchVector {
 		applied.Notes = append(applied.Notes, "vector search skipped: no embedding model is configured; lexical (BM25) search only")
 	}
@@ -462,14 +461,6 @@ func (s *Service) Retrieve(ctx context.Context, req engine.RetrievalRequest) (*e
 		passages = []engine.Passage{}
 	}
 	return &engine.Retrieval{Passages: passages, Applied: applied}, nil
-}
-
-// indexName names an index backend for AppliedSettings.
-func indexName(ix Index) string {
-	if n, ok := ix.(interface{ Name() string }); ok {
-		return n.Name()
-	}
-	return fmt.Sprintf("%T", ix)
 }
 
 // keyedMutex serialises work on one key (a document) within the process.

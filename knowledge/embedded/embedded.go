@@ -104,6 +104,9 @@ func Open(ctx context.Context, cfg Config) (*Index, error) {
 	return ix, nil
 }
 
+// Name implements knowledge.Index.
+func (ix *Index) Name() string { return "embedded" }
+
 // Close closes the file.
 func (ix *Index) Close() error {
 	if err := ix.db.Close(); err != nil {
