@@ -25,17 +25,19 @@ const EnvPrefix = "CONVOSPHERE"
 // Config is the effective configuration of both binaries. Fields tagged
 // secret:"true" are redacted when printed.
 type Config struct {
-	DataDir  string   `mapstructure:"data_dir" yaml:"data_dir"`
-	Console  Console  `mapstructure:"console" yaml:"console"`
-	Bot      Bot      `mapstructure:"bot" yaml:"bot"`
-	Admin    Admin    `mapstructure:"admin" yaml:"admin"`
-	Database Database `mapstructure:"database" yaml:"database"`
-	Redis    Redis    `mapstructure:"redis" yaml:"redis"`
-	Weaviate Weaviate `mapstructure:"weaviate" yaml:"weaviate"`
-	LLM      LLM      `mapstructure:"llm" yaml:"llm"`
-	Engine   Engine   `mapstructure:"engine" yaml:"engine"`
-	Log      Log      `mapstructure:"log" yaml:"log"`
-	Demo     Demo     `mapstructure:"demo" yaml:"demo"`
+	DataDir   string    `mapstructure:"data_dir" yaml:"data_dir"`
+	Console   Console   `mapstructure:"console" yaml:"console"`
+	Bot       Bot       `mapstructure:"bot" yaml:"bot"`
+	Admin     Admin     `mapstructure:"admin" yaml:"admin"`
+	Database  Database  `mapstructure:"database" yaml:"database"`
+	Redis     Redis     `mapstructure:"redis" yaml:"redis"`
+	Weaviate  Weaviate  `mapstructure:"weaviate" yaml:"weaviate"`
+	LLM       LLM       `mapstructure:"llm" yaml:"llm"`
+	Rerank    Rerank    `mapstructure:"rerank" yaml:"rerank"`
+	Knowledge Knowledge `mapstructure:"knowledge" yaml:"knowledge"`
+	Engine    Engine    `mapstructure:"engine" yaml:"engine"`
+	Log       Log       `mapstructure:"log" yaml:"log"`
+	Demo      Demo      `mapstructure:"demo" yaml:"demo"`
 }
 
 // Console configures the admin console.
@@ -68,7 +70,24 @@ type Redis struct {
 
 // Weaviate configures the optional Weaviate server.
 type Weaviate struct {
-	URL string `mapstructure:"url" yaml:"url" secret:"url"`
+	URL    string `mapstructure:"url" yaml:"url" secret:"url"`
+	APIKey string `mapstructure:"api_key" yaml:"api_key" secret:"true"`
+}
+
+// Rerank configures an optional rerank endpoint (Cohere, Jina, TEI, vLLM: POST {url}/rerank).
+type Rerank struct {
+	URL    string `mapstructure:"url" yaml:"url"`
+	APIKey string `mapstructure:"api_key" yaml:"api_key" secret:"true"`
+	Model  string `mapstructure:"model" yaml:"model"`
+}
+
+// Knowledge tunes ingestion.
+type Knowledge struct {
+	ChunkSize      int           `mapstructure:"chunk_size" yaml:"chunk_size"`
+	ChunkOverlap   int           `mapstructure:"chunk_overlap" yaml:"chunk_overlap"`
+	MaxFileBytes   int64         `mapstructure:"max_file_bytes" yaml:"max_file_bytes"`
+	MaxPages       int           `mapstructure:"max_pages" yaml:"max_pages"`
+	ExtractTimeout time.Duration `mapstructure:"extract_timeout" yaml:"extract_timeout"`
 }
 
 // LLM configures the OpenAI-compatible language model provider.
@@ -112,8 +131,10 @@ func Default() Config {
 		Console: Console{Addr: "127.0.0.1:8080", SessionTTL: 12 * time.Hour},
 		Bot:     Bot{Addr: "127.0.0.1:8081", Workers: 4},
 		LLM:     LLM{APIType: "openai", Timeout: 2 * time.Minute, MaxRetries: 3},
-		Engine:  Engine{MaxMessageBytes: 16 << 10, HistoryTokens: 4000, StallTimeout: 45 * time.Second, TurnTimeout: 3 * time.Minute},
-		Log:     Log{Level: "info", Format: "text"},
+		Knowledge: Knowledge{ChunkSize: 1200, ChunkOverlap: 150, MaxFileBytes: 20 << 20, MaxPages: 500,
+			ExtractTimeout: time.Minute},
+		Engine: Engine{MaxMessageBytes: 16 << 10, HistoryTokens: 4000, StallTimeout: 45 * time.Second, TurnTimeout: 3 * time.Minute},
+		Log:    Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -217,6 +238,20 @@ func (c *Config) Validate() error {
 	}
 	if c.LLM.APIType == "azure" && c.LLM.BaseURL == "" {
 		return &Error{"llm.base_url", "is empty while llm.api_type is azure", "set your Azure OpenAI endpoint, e.g. https://NAME.openai.azure.com"}
+	}
+	if err := checkURL("rerank.url", c.Rerank.URL, "http", "https"); err != nil {
+		return err
+	}
+	if k := c.Knowledge; k.ChunkSize < 200 || k.ChunkSize > 20000 {
+		return &Error{"knowledge.chunk_size", fmt.Sprintf("%d is out of range", k.ChunkSize), "use 200 to 20000 characters (default 1200)"}
+	} else if k.ChunkOverlap < 0 || k.ChunkOverlap >= k.ChunkSize/2 {
+		return &Error{"knowledge.chunk_overlap", fmt.Sprintf("%d is out of range", k.ChunkOverlap), "use 0 to less than half of knowledge.chunk_size (default 150)"}
+	} else if k.MaxFileBytes < 1 {
+		return &Error{"knowledge.max_file_bytes", "must be positive", "use a size in bytes such as 20971520 (20 MiB)"}
+	} else if k.MaxPages < 1 {
+		return &Error{"knowledge.max_pages", "must be positive", "use a page count such as 500"}
+	} else if k.ExtractTimeout <= 0 {
+		return &Error{"knowledge.extract_timeout", "must be positive", "use a duration such as 1m"}
 	}
 	if c.LLM.Timeout <= 0 {
 		return &Error{"llm.timeout", "must be positive", "use a duration such as 2m"}
