@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the tests need on a fresh Debian machine: PostgreSQL, and
-# Chromium for the browser tests.
+# Installs what the tests and benchmarks need on a fresh Debian machine:
+# PostgreSQL, Chromium (browser tests), poppler-utils (PDF text) and qpdf
+# (encrypted PDF fixtures), and the man pages the retrieval benchmark reads.
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 
@@ -8,6 +9,15 @@ need=()
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 command -v runuser >/dev/null 2>&1 || need+=(util-linux)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
+command -v qpdf >/dev/null 2>&1 || need+=(qpdf)
+command -v man >/dev/null 2>&1 || need+=(man-db)
+command -v groff >/dev/null 2>&1 || need+=(groff-base)
+dpkg -s manpages >/dev/null 2>&1 || need+=(manpages)
+# Debian images may exclude documentation from packages (dpkg path-exclude);
+# the benchmark needs coreutils' man pages, so reinstall it when they are missing.
+reinstall=()
+if ! dpkg -L coreutils 2>/dev/null | grep -q '/man1/cp.1'; then reinstall+=(coreutils); fi
 
 if [ ${#need[@]} -gt 0 ]; then
 	echo "install-deps: installing ${need[*]}" >&2
@@ -18,4 +28,15 @@ if [ ${#need[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if [ ${#reinstall[@]} -gt 0 ] && [ "$(id -u)" -eq 0 ]; then
+	if grep -rqs 'path-exclude=/usr/share/man' /etc/dpkg/dpkg.cfg.d/; then
+		# Minimised images drop man pages; the last matching pattern wins in dpkg.
+		echo "path-include=/usr/share/man/*" >/etc/dpkg/dpkg.cfg.d/zz-convosphere-man
+		reinstall+=(manpages)
+	fi
+	echo "install-deps: reinstalling ${reinstall[*]} for their man pages" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y -qq --reinstall "${reinstall[@]}" >/dev/null
 fi
