@@ -38,5 +38,6 @@ if [ ${#reinstall[@]} -gt 0 ] && [ "$(id -u)" -eq 0 ]; then
 	fi
 	echo "install-deps: reinstalling ${reinstall[*]} for their man pages" >&2
 	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
 	apt-get install -y -qq --reinstall "${reinstall[@]}" >/dev/null
 fi
