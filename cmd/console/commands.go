@@ -2,16 +2,22 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
+	"unicode/utf8"
 
 	"github.com/convosphere/convosphere/cmd/internal/app"
 	"github.com/convosphere/convosphere/cmd/internal/config"
+	"github.com/convosphere/convosphere/console/web"
 	"github.com/convosphere/convosphere/engine"
 	"github.com/convosphere/convosphere/knowledge"
 )
@@ -22,6 +28,19 @@ type cli struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	tty    bool // stderr is a terminal: show progress bars
+
+	barOpen bool // a progress bar is drawn and its line not ended
+}
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	info, err := f.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
 }
 
 func (c *cli) flags(name string) *flag.FlagSet {
@@ -157,65 +176,193 @@ func (c *cli) knowledge(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return fmt.Errorf("%w: knowledge needs a subcommand: ingest or search", errUsage)
 	}
-	sub := args[0]
-	fs := c.flags("knowledge " + sub)
-	kb := fs.String("kb", "", "knowledge base name (required)")
-	limit := fs.Int("limit", 5, "search: passages to show")
-	if err := parse(fs, args[1:]); err != nil {
-		return err
+	switch args[0] {
+	case "ingest":
+		return c.knowledgeIngest(ctx, args[1:])
+	case "search":
+		return c.knowledgeSearch(ctx, args[1:])
 	}
-	if *kb == "" {
+	return fmt.Errorf("%w: unknown knowledge subcommand %q: use ingest or search", errUsage, args[0])
+}
+
+// kbFlag checks the --kb flag of the knowledge commands.
+func kbFlag(sub, name string) error {
+	if name == "" {
 		return fmt.Errorf("%w: knowledge %s needs --kb", errUsage, sub)
 	}
-	if sub != "ingest" && sub != "search" {
-		return fmt.Errorf("%w: unknown knowledge subcommand %q: use ingest or search", errUsage, sub)
+	kb := engine.KnowledgeBase{Name: name}
+	if err := kb.Validate(); err != nil {
+		return fmt.Errorf("%w: --kb: %s", errUsage, engine.ErrorMessage(err))
+	}
+	return nil
+}
+
+func (c *cli) knowledgeIngest(ctx context.Context, args []string) error {
+	fs := c.flags("knowledge ingest")
+	kb := fs.String("kb", "", "knowledge base name (required; created if missing)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := kbFlag("ingest", *kb); err != nil {
+		return err
 	}
 	if fs.NArg() == 0 {
-		return fmt.Errorf("%w: knowledge %s needs %s", errUsage, sub, map[string]string{"ingest": "one or more paths", "search": "a query"}[sub])
+		return fmt.Errorf("%w: knowledge ingest needs one or more paths", errUsage)
 	}
 	a, err := app.Open(ctx, c.cfg, app.NewLogger(c.cfg.Log, c.stderr))
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	if sub == "search" {
-		return c.search(ctx, a, *kb, strings.Join(fs.Args(), " "), *limit)
-	}
 	return c.ingest(ctx, a, *kb, fs.Args())
 }
 
-func (c *cli) ingest(ctx context.Context, a *app.App, kb string, paths []string) error {
-	if _, err := a.Store.KnowledgeBaseByName(ctx, kb); engine.IsNotFound(err) {
-		base := &engine.KnowledgeBase{Name: kb}
-		if err := base.Validate(); err != nil {
-			return err
+func (c *cli) knowledgeSearch(ctx context.Context, args []string) error {
+	fs := c.flags("knowledge search")
+	kb := fs.String("kb", "", "knowledge base name (required)")
+	var k int
+	fs.IntVar(&k, "k", web.DefaultSearchK, fmt.Sprintf("passages per query, 1 to %d", web.MaxSearchK))
+	fs.IntVar(&k, "limit", web.DefaultSearchK, "the same as -k")
+	jsonl := fs.Bool("jsonl", false, `read JSON lines {"query": "..."} on standard input; write one JSON line of results per query`)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := kbFlag("search", *kb); err != nil {
+		return err
+	}
+	if err := web.ValidateSearchK(k); err != nil {
+		return fmt.Errorf("%w: -k: %s", errUsage, engine.ErrorMessage(err))
+	}
+	switch {
+	case *jsonl && fs.NArg() > 0:
+		return fmt.Errorf("%w: knowledge search --jsonl reads its queries from standard input: leave out QUERY", errUsage)
+	case !*jsonl && fs.NArg() == 0:
+		return fmt.Errorf("%w: knowledge search needs a query, or --jsonl to read queries from standard input", errUsage)
+	}
+	a, err := app.Open(ctx, c.cfg, app.NewLogger(c.cfg.Log, c.stderr))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if _, err := a.Store.KnowledgeBaseByName(ctx, *kb); engine.IsNotFound(err) {
+		return fmt.Errorf("knowledge base %s does not exist: ingest documents into it first (console knowledge ingest --kb %s PATH)", *kb, *kb)
+	} else if err != nil {
+		return fmt.Errorf("load knowledge base %s: %w", *kb, err)
+	}
+	if *jsonl {
+		return c.searchJSONL(ctx, a, *kb, k)
+	}
+	return c.search(ctx, a, *kb, strings.Join(fs.Args(), " "), k)
+}
+
+// ingestSummary adds up what an ingestion did across its paths.
+type ingestSummary struct {
+	indexed, unchanged, failed, skipped int
+	chunks, unchangedChunks             int
+	failures                            []knowledge.IngestResult
+}
+
+// add counts one path's report. IngestPath reports unchanged documents
+// and ignored files both as skipped; only unchanged documents have an id.
+func (s *ingestSummary) add(r knowledge.IngestReport) {
+	s.indexed += len(r.OK)
+	for _, ok := range r.OK {
+		s.chunks += ok.Chunks
+	}
+	for _, sk := range r.Skipped {
+		if sk.DocumentID != "" {
+			s.unchanged++
+			s.unchangedChunks += sk.Chunks
+		} else {
+			s.skipped++
 		}
-		if err := a.Store.CreateKnowledgeBase(ctx, base); err != nil {
+	}
+	s.failed += len(r.Failed)
+	s.failures = append(s.failures, r.Failed...)
+}
+
+// ingest ingests every path into kb, creating it when missing, and prints
+// a summary. A file or path that fails is reported with its reason and the
+// others go on; the error then says how many failed (exit status 1).
+func (c *cli) ingest(ctx context.Context, a *app.App, kb string, paths []string) error {
+	start := time.Now()
+	if _, err := a.Store.KnowledgeBaseByName(ctx, kb); engine.IsNotFound(err) {
+		if err := a.Store.CreateKnowledgeBase(ctx, &engine.KnowledgeBase{Name: kb}); err != nil && engine.ErrorCode(err) != engine.ECONFLICT {
 			return fmt.Errorf("create knowledge base %s: %w", kb, err)
 		}
 		fmt.Fprintf(c.stdout, "created knowledge base %s\n", kb)
 	} else if err != nil {
 		return fmt.Errorf("load knowledge base %s: %w", kb, err)
 	}
-	failed := 0
-	for _, p := range paths {
-		report, err := a.Knowledge.IngestPath(ctx, kb, p, func(p knowledge.IngestProgress) {
-			fmt.Fprintf(c.stderr, "\r%s", progressBar(p.Done, p.Total, p.Result.Source))
-		})
-		fmt.Fprintln(c.stderr)
+	var sum ingestSummary
+	for _, root := range paths {
+		report, err := a.Knowledge.IngestPath(ctx, kb, root, c.ingestProgress)
+		if c.barOpen { // stopped before the last file
+			fmt.Fprintln(c.stderr)
+			c.barOpen = false
+		}
+		sum.add(report)
 		if err != nil {
-			return fmt.Errorf("ingest %s: %w", p, err)
+			if ctx.Err() != nil {
+				c.printIngestSummary(kb, sum, time.Since(start))
+				return fmt.Errorf("ingest %s: interrupted: %w", root, err)
+			}
+			// A path that cannot be read fails alone, like a file.
+			f := knowledge.IngestResult{Source: root, Path: root, Err: err, Reason: engine.ErrorMessage(err)}
+			sum.failed++
+			sum.failures = append(sum.failures, f)
+			if !c.tty {
+				fmt.Fprintf(c.stderr, "failed    %s: %s\n", root, f.Reason)
+			}
 		}
-		fmt.Fprintf(c.stdout, "%s: %d indexed, %d unchanged, %d failed\n", p, len(report.OK), len(report.Skipped), len(report.Failed))
-		for _, f := range report.Failed {
-			fmt.Fprintf(c.stdout, "  failed: %s: %s\n", f.Source, f.Reason)
-		}
-		failed += len(report.Failed)
 	}
-	if failed > 0 {
-		return fmt.Errorf("%d files failed (see above); the others were ingested", failed)
+	c.printIngestSummary(kb, sum, time.Since(start))
+	if sum.failed > 0 {
+		return fmt.Errorf("%d of %d files failed (reasons above); the others were kept", sum.failed, sum.indexed+sum.unchanged+sum.failed)
 	}
 	return nil
+}
+
+// ingestProgress shows a progress bar on a terminal, else one line per file.
+func (c *cli) ingestProgress(p knowledge.IngestProgress) {
+	if c.tty {
+		fmt.Fprintf(c.stderr, "\r%s", progressBar(p.Done, p.Total, p.Result.Source))
+		c.barOpen = p.Done < p.Total
+		if !c.barOpen {
+			fmt.Fprintln(c.stderr)
+		}
+		return
+	}
+	done := fmt.Sprintf("[%d/%d]", p.Done, p.Total)
+	r := p.Result
+	switch {
+	case p.Outcome == knowledge.OutcomeOK:
+		fmt.Fprintf(c.stderr, "%s indexed   %s (%d chunks)\n", done, r.Source, r.Chunks)
+	case p.Outcome == knowledge.OutcomeSkipped && r.DocumentID != "":
+		fmt.Fprintf(c.stderr, "%s unchanged %s\n", done, r.Source)
+	case p.Outcome == knowledge.OutcomeSkipped:
+		fmt.Fprintf(c.stderr, "%s skipped   %s: %s\n", done, r.Source, r.Reason)
+	default:
+		fmt.Fprintf(c.stderr, "%s failed    %s: %s\n", done, r.Source, r.Reason)
+	}
+}
+
+// printIngestSummary writes what an ingestion did to standard output.
+func (c *cli) printIngestSummary(kb string, s ingestSummary, elapsed time.Duration) {
+	w := c.stdout
+	fmt.Fprintf(w, "knowledge base %s\n", kb)
+	fmt.Fprintf(w, "documents: %d indexed, %d unchanged, %d failed\n", s.indexed, s.unchanged, s.failed)
+	fmt.Fprintf(w, "chunks: %d indexed, %d unchanged\n", s.chunks, s.unchangedChunks)
+	if s.skipped > 0 {
+		fmt.Fprintf(w, "skipped: %d files that are not Markdown or text files (.md, .markdown, .txt)\n", s.skipped)
+	}
+	if len(s.failures) > 0 {
+		fmt.Fprintln(w, "failures:")
+		for _, f := range s.failures {
+			fmt.Fprintf(w, "  %s: %s\n", f.Source, f.Reason)
+		}
+	}
+	fmt.Fprintf(w, "elapsed: %s\n", elapsed.Round(time.Millisecond))
 }
 
 func (c *cli) search(ctx context.Context, a *app.App, kb, query string, limit int) error {
@@ -233,6 +380,130 @@ func (c *cli) search(ctx context.Context, a *app.App, kb, query string, limit in
 		fmt.Fprintf(c.stdout, "[%d] %.3f  %s — %s (%s)\n    %s\n", i+1, p.Score, p.Title, section, p.Document, engine.Snippet(p.Text, 200))
 	}
 	return nil
+}
+
+// jsonlMaxLine bounds one input line of knowledge search --jsonl.
+const jsonlMaxLine = 1 << 20
+
+// jsonlResults is the output line of a query that was searched; results
+// have the shape of the REST API's search results.
+type jsonlResults struct {
+	Query   string             `json:"query"`
+	Results []web.SearchResult `json:"results"`
+}
+
+// jsonlError is the output line of an input line that could not be
+// searched: the query when the line had one, the error, and the 1-based
+// input line number.
+type jsonlError struct {
+	Query *string         `json:"query,omitempty"`
+	Error jsonlErrorField `json:"error"`
+	Line  int             `json:"line"`
+}
+
+type jsonlErrorField struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// searchJSONL searches kb for the query of each JSON line on standard
+// input and writes one JSON line per query, flushed at once. A bad line
+// gets an error line and the stream goes on; blank lines are skipped.
+func (c *cli) searchJSONL(ctx context.Context, a *app.App, kb string, k int) error {
+	in := bufio.NewReaderSize(c.stdin, 64<<10)
+	out := bufio.NewWriter(c.stdout)
+	enc := json.NewEncoder(out)
+	enc.SetEscapeHTML(false)
+	queries, failed := 0, 0
+	for n := 1; ; n++ {
+		line, long, rerr := readLine(in, jsonlMaxLine)
+		if rerr != nil && !errors.Is(rerr, io.EOF) {
+			return fmt.Errorf("read standard input: %w", rerr)
+		}
+		if long || len(bytes.TrimSpace(line)) > 0 {
+			queries++
+			v := c.searchLine(ctx, a, kb, k, n, line, long)
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("search interrupted after %d queries: %w", queries-1, err)
+			}
+			if _, ok := v.(jsonlError); ok {
+				failed++
+			}
+			if err := enc.Encode(v); err != nil {
+				return fmt.Errorf("write results: %w", err)
+			}
+			if err := out.Flush(); err != nil {
+				return fmt.Errorf("write results: %w", err)
+			}
+		}
+		if rerr != nil {
+			break
+		}
+	}
+	if failed > 0 {
+		fmt.Fprintf(c.stderr, "console: %d of %d queries could not be searched; their lines carry an \"error\" field\n", failed, queries)
+	}
+	return nil
+}
+
+// searchLine searches for the query of input line n and returns its
+// output line: jsonlResults, or jsonlError when the line is bad or the
+// search failed.
+func (c *cli) searchLine(ctx context.Context, a *app.App, kb string, k, n int, line []byte, long bool) any {
+	fail := func(query *string, err error) jsonlError {
+		return jsonlError{Query: query, Line: n, Error: jsonlErrorField{Code: engine.ErrorCode(err), Message: engine.ErrorMessage(err)}}
+	}
+	if long {
+		return fail(nil, engine.Errorf(engine.EINVALID, "The line is over %d bytes: shorten the query.", jsonlMaxLine))
+	}
+	if !utf8.Valid(line) {
+		return fail(nil, engine.Errorf(engine.EINVALID, "The line is not valid UTF-8."))
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(line, &fields); err != nil || fields == nil {
+		return fail(nil, engine.Errorf(engine.EINVALID, `The line is not a JSON object such as {"query": "some keywords or a question"}.`))
+	}
+	raw, ok := fields["query"]
+	if !ok {
+		return fail(nil, engine.Errorf(engine.EINVALID, `The line has no "query" field.`))
+	}
+	var query string
+	if err := json.Unmarshal(raw, &query); err != nil {
+		return fail(nil, engine.Errorf(engine.EINVALID, `The "query" field must be a string.`))
+	}
+	if err := web.ValidateSearchQuery(query, c.cfg.Engine.MaxMessageBytes); err != nil {
+		return fail(&query, err)
+	}
+	res, err := a.Knowledge.Retrieve(ctx, engine.RetrievalRequest{Query: query, KnowledgeBases: []string{kb}, Settings: engine.RetrievalSettings{Limit: k}})
+	if err != nil {
+		if code := engine.ErrorCode(err); code == engine.EINTERNAL || code == engine.EUNAVAILABLE {
+			a.Logger.WarnContext(ctx, "search failed", "knowledge_base", kb, "line", n, "error", err)
+		}
+		return fail(&query, err)
+	}
+	return jsonlResults{Query: query, Results: web.SearchResults(res.Passages)}
+}
+
+// readLine reads one line without its line ending. A line longer than max
+// bytes is consumed whole and reported as long, without its content.
+func readLine(r *bufio.Reader, max int) (line []byte, long bool, err error) {
+	for {
+		frag, err := r.ReadSlice('\n')
+		if !long {
+			line = append(line, frag...)
+			if len(line) > max+2 { // the line ending does not count
+				line, long = nil, true
+			}
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+		if len(line) > max {
+			line, long = nil, true
+		}
+		return line, long, err
+	}
 }
 
 func (c *cli) config(args []string) error {

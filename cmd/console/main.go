@@ -24,8 +24,12 @@ Commands:
   user create --name NAME [--role admin|editor|viewer] [--password-stdin]
   user list
   token create --user NAME [--name LABEL] create an API token; prints it on the last line
-  knowledge ingest --kb NAME PATH...     ingest files or directories (Markdown, text)
-  knowledge search --kb NAME QUERY       search a knowledge base
+  knowledge ingest --kb NAME PATH...     ingest files or directories (Markdown, text); creates the KB
+  knowledge search --kb NAME [-k N] QUERY
+                                         search a knowledge base (-k passages, default 10)
+  knowledge search --kb NAME [-k N] --jsonl
+                                         search for each JSON line {"query": "..."} on stdin,
+                                         writing one JSON line of results per query
   config show                            print the effective configuration, secrets redacted
   version                                print the version
 
@@ -75,7 +79,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintln(stderr, "console:", err)
 		return 2
 	}
-	c := &cli{cfg: cfg, stdin: stdin, stdout: stdout, stderr: stderr}
+	c := &cli{cfg: cfg, stdin: stdin, stdout: stdout, stderr: stderr, tty: isTerminal(stderr)}
 	switch cmd {
 	case "serve":
 		err = c.serve(ctx)

@@ -2,18 +2,22 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/convosphere/convosphere/cmd/internal/app"
 	"github.com/convosphere/convosphere/cmd/internal/config"
 	"github.com/convosphere/convosphere/console/web"
 	"github.com/convosphere/convosphere/engine"
+	"github.com/convosphere/convosphere/knowledge"
 )
 
 // Main is the console program: Run starts it, Close stops it. Tests run
@@ -59,7 +63,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		SessionTTL:      cfg.Console.SessionTTL,
 		SecureCookies:   cfg.Console.SecureCookies,
 		Version:         version,
-	}, web.Deps{Store: m.App.Store, Chat: m.App.Engine, Ready: m.App.Ready, Logger: m.Logger})
+	}, web.Deps{
+		Store: m.App.Store, Chat: m.App.Engine, Ready: m.App.Ready, Logger: m.Logger,
+		Knowledge: knowledgeAPI{Service: m.App.Knowledge, store: m.App.Store},
+	})
 	if err != nil {
 		return fmt.Errorf("console: %w", err)
 	}
@@ -130,6 +137,30 @@ func (m *Main) Close() error {
 		errs = append(errs, m.App.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// knowledgeAPI adapts *knowledge.Service to web.Knowledge, whose Ingest
+// also reports whether the content was already indexed.
+type knowledgeAPI struct {
+	*knowledge.Service
+	store engine.KnowledgeStore
+}
+
+var _ web.Knowledge = knowledgeAPI{}
+
+// Ingest implements web.Knowledge. The service leaves content that is
+// already indexed alone without saying so; the record stored before the
+// call tells: the same hash, indexed, and handed back untouched (a
+// concurrent upload of the same name would have changed its UpdatedAt).
+func (k knowledgeAPI) Ingest(ctx context.Context, kb, source string, content []byte) (*engine.Document, bool, error) {
+	sum := sha256.Sum256(content)
+	prev, err := k.store.DocumentBySource(ctx, kb, strings.TrimSpace(source))
+	same := err == nil && prev.SHA256 == hex.EncodeToString(sum[:]) && prev.Status == engine.DocumentIndexed
+	doc, err := k.Service.Ingest(ctx, kb, source, content)
+	if err != nil {
+		return doc, false, err
+	}
+	return doc, same && doc.ID == prev.ID && doc.UpdatedAt.Equal(prev.UpdatedAt), nil
 }
 
 // ensureAdmin creates user admin when the store has no users, with the

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -183,6 +184,31 @@ func (s *Server) apiPrincipal(c *gin.Context) (*principal, error) {
 		return nil, engine.Errorf(engine.EUNAUTHORIZED, "Requests made with the session cookie need the page's X-CSRF-Token header; API clients send \"Authorization: Bearer <token>\" instead.")
 	}
 	return p, nil
+}
+
+// requireRole lets through signed-in users who hold one of roles and
+// refuses the others with 403; action says what the roles are needed for,
+// e.g. "Managing knowledge bases". It runs after requireAPIUser or
+// requirePageUser.
+func (s *Server) requireRole(action string, roles ...engine.Role) gin.HandlerFunc {
+	names := make([]string, len(roles))
+	for i, r := range roles {
+		names[i] = string(r)
+	}
+	need := strings.Join(names, " or ")
+	return func(c *gin.Context) {
+		p := principalOf(c)
+		if p == nil {
+			s.fail(c, errSignIn)
+			return
+		}
+		if !slices.Contains(roles, p.User.Role) {
+			s.fail(c, engine.Errorf(engine.EFORBIDDEN, "%s needs the %s role; you are signed in as %s with the %s role. Ask an admin to change your role.",
+				action, need, p.User.Name, p.User.Role))
+			return
+		}
+		c.Next()
+	}
 }
 
 // optionalPrincipal authenticates the session when there is one, for pages

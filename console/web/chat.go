@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -172,28 +173,52 @@ func checkJSONContentType(header string) error {
 // errUnsupportedMediaType is a console-only code for a 415 answer.
 const errUnsupportedMediaType = "unsupported_media_type"
 
+// chatForm describes the chat request in decoding errors.
+var chatForm = jsonForm{
+	Example: `{"message": "Hello"}`,
+	Fields:  `"message", "assistant" and "conversation_id"`,
+	Hint:    `send a JSON object with "message" and optionally "assistant" and "conversation_id"`,
+}
+
 // decodeChatRequest decodes exactly one JSON object with known fields and
 // says where a malformed body went wrong.
 func decodeChatRequest(raw []byte) (*chatRequest, error) {
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return nil, engine.Errorf(engine.EINVALID, `The request body is empty: send a JSON object such as {"message": "Hello"}.`)
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
 	var req chatRequest
-	if err := dec.Decode(&req); err != nil {
-		return nil, jsonError(raw, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		off := dec.InputOffset()
-		line, col := position(raw, off)
-		return nil, engine.Errorf(engine.EINVALID, "The request body has more data after the JSON object, at line %d, column %d: send exactly one object.", line, col)
+	if err := decodeJSONBody(raw, &req, chatForm); err != nil {
+		return nil, err
 	}
 	return &req, nil
 }
 
+// jsonForm describes a JSON request body, so that decoding errors can say
+// what a good one looks like.
+type jsonForm struct {
+	Example string // a small valid body
+	Fields  string // the known fields, in words
+	Hint    string // what to send, for errors with no better explanation
+}
+
+// decodeJSONBody decodes raw, which must be exactly one JSON object with
+// only the fields of v, into v.
+func decodeJSONBody(raw []byte, v any, form jsonForm) error {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return engine.Errorf(engine.EINVALID, "The request body is empty: send a JSON object such as %s.", form.Example)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(raw, err, form)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		off := dec.InputOffset()
+		line, col := position(raw, off)
+		return engine.Errorf(engine.EINVALID, "The request body has more data after the JSON object, at line %d, column %d: send exactly one object.", line, col)
+	}
+	return nil
+}
+
 // jsonError explains a decoding error in words, with the position.
-func jsonError(raw []byte, err error) error {
+func jsonError(raw []byte, err error, form jsonForm) error {
 	var (
 		syntax *json.SyntaxError
 		typ    *json.UnmarshalTypeError
@@ -212,15 +237,39 @@ func jsonError(raw []byte, err error) error {
 		return engine.Errorf(engine.EINVALID, "The request body is not valid JSON: it ends too early, at line %d, column %d; close every string, object and array.", line, col)
 	case errors.As(err, &typ):
 		if typ.Field == "" {
-			return engine.Errorf(engine.EINVALID, `The request body must be a JSON object such as {"message": "Hello"}, not a JSON %s.`, typ.Value)
+			return engine.Errorf(engine.EINVALID, "The request body must be a JSON object such as %s, not a JSON %s.", form.Example, typ.Value)
 		}
 		line, col := position(raw, typ.Offset)
-		return engine.Errorf(engine.EINVALID, "Field %q must be a string, not a JSON %s (line %d, column %d).", typ.Field, typ.Value, line, col)
+		return engine.Errorf(engine.EINVALID, "Field %q must be %s, not a JSON %s (line %d, column %d).", typ.Field, jsonKind(typ.Type), typ.Value, line, col)
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return engine.Errorf(engine.EINVALID, "Unknown field %s: the fields are \"message\", \"assistant\" and \"conversation_id\".", name)
+		return engine.Errorf(engine.EINVALID, "Unknown field %s: the fields are %s.", name, form.Fields)
 	}
-	return engine.WrapError(engine.EINVALID, err, "The request body is not a valid chat request: send a JSON object with \"message\" and optionally \"assistant\" and \"conversation_id\".")
+	return engine.WrapError(engine.EINVALID, err, "The request body is not valid: %s.", form.Hint)
+}
+
+// jsonKind names the JSON value a Go type decodes from.
+func jsonKind(t reflect.Type) string {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return "a JSON value"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "an object"
 }
 
 // position converts a byte offset into a 1-based line and column.

@@ -90,6 +90,8 @@ type envOptions struct {
 	Config Config
 	Ready  func(context.Context) error
 	Model  engine.LanguageModel // default: env.model, a scripted model
+	// NoKnowledge runs the console without a knowledge service.
+	NoKnowledge bool
 }
 
 // testEnv is a console wired to a real SQLite store and a real engine
@@ -100,6 +102,7 @@ type testEnv struct {
 	store     *sqlite.DB
 	model     *enginetest.Model
 	retriever *enginetest.Retriever
+	knowledge *fakeKnowledge
 	chat      *countingChat
 	logs      *syncBuffer
 }
@@ -134,7 +137,12 @@ func mustEnv(tb testing.TB, opts envOptions) *testEnv {
 		tb.Fatalf("engine.New: %v", err)
 	}
 	e.chat = &countingChat{inner: eng}
-	e.srv, err = New(opts.Config, Deps{Store: e.store, Chat: e.chat, Ready: opts.Ready, Logger: log})
+	e.knowledge = &fakeKnowledge{store: e.store, Retriever: e.retriever}
+	deps := Deps{Store: e.store, Chat: e.chat, Knowledge: e.knowledge, Ready: opts.Ready, Logger: log}
+	if opts.NoKnowledge {
+		deps.Knowledge = nil
+	}
+	e.srv, err = New(opts.Config, deps)
 	if err != nil {
 		tb.Fatalf("web.New: %v", err)
 	}

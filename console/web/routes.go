@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/convosphere/convosphere/engine"
 )
 
 // routes lists every route of the console: one handler per page action.
@@ -45,6 +47,17 @@ func (s *Server) routes() (*gin.Engine, error) {
 	api := r.Group("/api/v1", s.requireAPIUser)
 	api.POST("/chat", s.chat)
 	api.GET("/assistants", s.listAssistants)
+
+	// Knowledge bases: anyone signed in lists and searches them; admins
+	// and editors manage them.
+	api.GET("/knowledge-bases", s.listKnowledgeBases)
+	api.GET("/knowledge-bases/:kb/documents", s.listDocuments)
+	api.POST("/knowledge-bases/:kb/search", s.searchKnowledge)
+	editors := api.Group("", s.requireRole(manageKnowledge, engine.RoleAdmin, engine.RoleEditor))
+	editors.POST("/knowledge-bases", s.createKnowledgeBase)
+	editors.DELETE("/knowledge-bases/:kb", s.deleteKnowledgeBase)
+	editors.POST("/knowledge-bases/:kb/documents", s.uploadDocuments)
+	editors.DELETE("/knowledge-bases/:kb/documents/:id", s.deleteDocument)
 
 	return r, nil
 }

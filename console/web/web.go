@@ -1,5 +1,5 @@
 // Package web is the console's HTTP surface: the sign-in pages, the
-// playground, the chat API and the embedded templates and static assets,
+// playground, the chat and knowledge-base APIs and the embedded templates and static assets,
 // served by gin. It takes the engine's interfaces through Deps and never
 // imports an adapter, a store or a language-model provider.
 package web
@@ -41,7 +41,16 @@ type Config struct {
 	// TrustedProxies are the addresses or CIDRs whose X-Forwarded-For is
 	// believed for the client IP; default none (the peer address is used).
 	TrustedProxies []string
+	// MaxUploadBytes limits the body of one document upload (all its files
+	// together); default DefaultMaxUploadBytes. Each file is also held to
+	// the knowledge service's own per-file limit.
+	MaxUploadBytes int64
+	// MaxUploadFiles limits the files of one upload; default 100.
+	MaxUploadFiles int
 }
+
+// DefaultMaxUploadBytes is the default limit on one upload's body.
+const DefaultMaxUploadBytes = 64 << 20
 
 func (c *Config) setDefaults() {
 	if c.MaxMessageBytes == 0 {
@@ -62,6 +71,12 @@ func (c *Config) setDefaults() {
 	if c.SSEKeepAlive == 0 {
 		c.SSEKeepAlive = 15 * time.Second
 	}
+	if c.MaxUploadBytes == 0 {
+		c.MaxUploadBytes = DefaultMaxUploadBytes
+	}
+	if c.MaxUploadFiles == 0 {
+		c.MaxUploadFiles = 100
+	}
 }
 
 // Validate reports the first invalid setting.
@@ -77,6 +92,8 @@ func (c Config) Validate() error {
 		return engine.Errorf(engine.EINVALID, "console: login max failures must not be negative")
 	case c.LoginWindow < 0 || c.ReadyTimeout < 0 || c.SSEKeepAlive < 0:
 		return engine.Errorf(engine.EINVALID, "console: durations must not be negative")
+	case c.MaxUploadBytes < 0 || c.MaxUploadFiles < 0:
+		return engine.Errorf(engine.EINVALID, "console: upload limits must not be negative")
 	}
 	return nil
 }
@@ -87,10 +104,29 @@ type Chat interface {
 	Handle(ctx context.Context, msg engine.Message, r engine.Replier) (*engine.Answer, error)
 }
 
+// Knowledge ingests documents into knowledge bases and searches them.
+// cmd/console adapts *knowledge.Service to it.
+type Knowledge interface {
+	// Ingest adds or replaces the document named source in knowledge base
+	// kb, which exists, and indexes it. unchanged reports that the same
+	// content was already indexed, so nothing was written. A document that
+	// was stored but failed to index comes back, marked failed, with the error.
+	Ingest(ctx context.Context, kb, source string, content []byte) (doc *engine.Document, unchanged bool, err error)
+	// Retrieve searches the knowledge bases of the request.
+	Retrieve(ctx context.Context, req engine.RetrievalRequest) (*engine.Retrieval, error)
+	// DeleteDocument removes a document and all its chunks.
+	DeleteDocument(ctx context.Context, id string) error
+	// DeleteKnowledgeBase removes a knowledge base, its documents and their chunks.
+	DeleteKnowledgeBase(ctx context.Context, name string) error
+}
+
 // Deps are the console's collaborators. Store and Chat are required.
 type Deps struct {
 	Store engine.Store
 	Chat  Chat
+	// Knowledge serves the knowledge-base API; nil answers those routes
+	// with 503. Knowledge bases themselves are read from and created in Store.
+	Knowledge Knowledge
 	// Ready reports whether the dependencies can serve (for /readyz); nil
 	// means always ready.
 	Ready  func(ctx context.Context) error
