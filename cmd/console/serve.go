@@ -62,6 +62,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		MaxMessageBytes: cfg.Engine.MaxMessageBytes,
 		SessionTTL:      cfg.Console.SessionTTL,
 		SecureCookies:   cfg.Console.SecureCookies,
+		MaxUploadBytes:  cfg.Console.MaxUploadBytes,
 		Version:         version,
 	}, web.Deps{
 		Store: m.App.Store, Chat: m.App.Engine, Ready: m.App.Ready, Logger: m.Logger,

@@ -45,6 +45,8 @@ type Console struct {
 	Addr          string        `mapstructure:"addr" yaml:"addr"`
 	SecureCookies bool          `mapstructure:"secure_cookies" yaml:"secure_cookies"`
 	SessionTTL    time.Duration `mapstructure:"session_ttl" yaml:"session_ttl"`
+	// MaxUploadBytes caps one knowledge upload request (all its files).
+	MaxUploadBytes int64 `mapstructure:"max_upload_bytes" yaml:"max_upload_bytes"`
 }
 
 // Bot configures the bot process.
@@ -128,7 +130,7 @@ type Demo struct {
 func Default() Config {
 	return Config{
 		DataDir: "./data",
-		Console: Console{Addr: "127.0.0.1:8080", SessionTTL: 12 * time.Hour},
+		Console: Console{Addr: "127.0.0.1:8080", SessionTTL: 12 * time.Hour, MaxUploadBytes: 64 << 20},
 		Bot:     Bot{Addr: "127.0.0.1:8081", Workers: 4},
 		LLM:     LLM{APIType: "openai", Timeout: 2 * time.Minute, MaxRetries: 3},
 		Knowledge: Knowledge{ChunkSize: 1200, ChunkOverlap: 150, MaxFileBytes: 20 << 20, MaxPages: 500,
@@ -267,6 +269,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Engine.StallTimeout <= 0 || c.Engine.TurnTimeout <= 0 {
 		return &Error{"engine.stall_timeout", "timeouts must be positive", "use durations such as 45s and 3m"}
+	}
+	if c.Console.MaxUploadBytes < 1 {
+		return &Error{"console.max_upload_bytes", "must be positive", "use a size in bytes such as 67108864 (64 MiB)"}
 	}
 	if c.Console.SessionTTL < time.Minute {
 		return &Error{"console.session_ttl", "is shorter than a minute", "use a duration such as 12h"}
