@@ -43,7 +43,8 @@ func (p *Parsed) Assign(knowledgeBase, documentID, source string) {
 	}
 }
 
-// Chunk reads content of the given content type (see DetectContentType).
+// Chunk reads content of the given content type (Markdown or plain text, as
+// knowledge/extract produces them).
 // A document without any text is an EINVALID error.
 func (c Chunker) Chunk(source, contentType string, content []byte) (Parsed, error) {
 	var p Parsed
@@ -53,7 +54,7 @@ func (c Chunker) Chunk(source, contentType string, content []byte) (Parsed, erro
 	case ContentTypeText:
 		p = c.PlainText(source, content)
 	default:
-		return Parsed{}, engine.Errorf(engine.EINVALID, "Unsupported content type %q for %s; %s.", contentType, source, supportedTypes)
+		return Parsed{}, engine.Errorf(engine.EINVALID, "Unsupported content type %q for %s: the chunker reads Markdown and plain text.", contentType, source)
 	}
 	if len(p.Chunks) == 0 {
 		return Parsed{}, engine.Errorf(engine.EINVALID, "%s has no text to index: add some content to it.", source)
@@ -77,6 +78,9 @@ func (c Chunker) PlainText(source string, content []byte) Parsed {
 }
 
 var blankLines = regexp.MustCompile(`\n[ \t]*\n`)
+
+// utf8BOM is the byte order mark some editors put at the start of UTF-8 files.
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 
 // normalizeNewlines drops a UTF-8 byte order mark and turns CRLF and CR
 // line ends into LF.

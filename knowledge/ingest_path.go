@@ -13,7 +13,7 @@ import (
 
 // ingestExtensions are the file name extensions IngestPath picks up when it
 // walks a directory.
-var ingestExtensions = []string{".md", ".markdown", ".txt"}
+var ingestExtensions = []string{".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx"}
 
 // Outcomes of ingesting one file.
 const (
@@ -49,7 +49,7 @@ type IngestProgress struct {
 }
 
 // IngestPath ingests a file, or every Markdown and text file (.md,
-// .markdown, .txt) under a directory, recursively, skipping hidden files
+// .markdown, .txt, .html, .htm, .pdf, .docx) under a directory, recursively, skipping hidden files
 // and directories. Documents are named by their path relative to the
 // directory with slashes ("setup/slack.md"), or by the file name when root
 // is a file. Each file succeeds or fails alone; the report says which and
@@ -133,7 +133,7 @@ func (s *Service) collect(root string) ([]pathEntry, error) {
 			return nil
 		}
 		if !hasIngestExtension(d.Name()) {
-			res.Reason = "not a Markdown or text file (.md, .markdown, .txt)"
+			res.Reason = "not a document type that is ingested (" + strings.Join(ingestExtensions, ", ") + ")"
 			entries = append(entries, pathEntry{outcome: OutcomeSkipped, result: res})
 			return nil
 		}

@@ -1,10 +1,12 @@
 package knowledge
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"slices"
@@ -15,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/convosphere/convosphere/engine"
+	"github.com/convosphere/convosphere/knowledge/extract"
 )
 
 // DefaultMaxFileBytes is the default limit on one document's size.
@@ -25,12 +28,24 @@ const maxSourceBytes = 1024
 
 // Config tunes ingestion and retrieval. The zero value gets defaults from New.
 type Config struct {
-	ChunkSize    int   // characters per chunk at most; default 1200
-	ChunkOverlap int   // characters carried into the next chunk; default 150 (at most a quarter of ChunkSize), negative for none
-	MaxFileBytes int64 // largest document accepted; default 20 MiB
-	DefaultLimit int   // passages returned when a request sets no limit; default 5
-	MaxLimit     int   // most passages one request may ask for; default 50
+	ChunkSize      int   // characters per chunk at most; default 1200
+	ChunkOverlap   int   // characters carried into the next chunk; default 150 (at most a quarter of ChunkSize), negative for none
+	MaxFileBytes   int64 // largest document accepted; default 20 MiB
+	DefaultLimit   int   // passages returned when a request sets no limit; default 5
+	MaxLimit       int   // most passages one request may ask for; default 50
+	EmbedBatchSize int   // chunks per call to the embedder; default 64
+	// Extract caps text extraction (pages, archive sizes, time per file);
+	// its MaxFileBytes follows MaxFileBytes.
+	Extract extract.Config
 }
+
+// Retrieval defaults, applied when the settings leave them zero.
+const (
+	DefaultAlpha = 0.5 // alpha fusion weighs both signals equally
+	// minRerankCandidates is the fewest passages reranking reorders; it
+	// reorders three times the limit when that is more.
+	minRerankCandidates = 20
+)
 
 func (c *Config) setDefaults() {
 	if c.ChunkSize == 0 {
@@ -51,6 +66,9 @@ func (c *Config) setDefaults() {
 	if c.MaxLimit == 0 {
 		c.MaxLimit = 50
 	}
+	if c.EmbedBatchSize == 0 {
+		c.EmbedBatchSize = 64
+	}
 }
 
 // Validate reports the first invalid setting.
@@ -66,27 +84,45 @@ func (c Config) Validate() error {
 		return engine.Errorf(engine.EINVALID, "knowledge: search limits must not be negative")
 	case c.DefaultLimit > c.MaxLimit:
 		return engine.Errorf(engine.EINVALID, "knowledge: default limit %d is above the max limit %d", c.DefaultLimit, c.MaxLimit)
+	case c.EmbedBatchSize < 0:
+		return engine.Errorf(engine.EINVALID, "knowledge: embed batch size must not be negative: use e.g. 64")
 	}
 	return nil
 }
 
+// Reranker scores texts by their relevance to a query: one score per
+// text, in input order, higher is more relevant. knowledge/rerank
+// implements it for rerank endpoints.
+type Reranker interface {
+	Rerank(ctx context.Context, query string, texts []string) ([]float64, error)
+}
+
 // Deps are the service's collaborators. Store and Index are required.
 type Deps struct {
-	Store  engine.KnowledgeStore
-	Index  Index
-	Logger *slog.Logger
+	Store engine.KnowledgeStore
+	Index Index
+	// Embedder, optional, embeds chunks at ingestion and queries at
+	// retrieval; without it every search is lexical.
+	Embedder engine.Embedder
+	// Reranker, optional, reorders the candidates of searches that ask
+	// for reranking.
+	Reranker Reranker
+	Logger   *slog.Logger
 }
 
 // Service ingests documents into knowledge bases and retrieves passages
 // from them. It implements engine.Retriever. It does not own its Index:
 // the caller closes it.
 type Service struct {
-	cfg     Config
-	store   engine.KnowledgeStore
-	index   Index
-	chunker Chunker
-	log     *slog.Logger
-	locks   keyedMutex
+	cfg      Config
+	store    engine.KnowledgeStore
+	index    Index
+	embedder engine.Embedder
+	reranker Reranker
+	chunker  Chunker
+	extract  *extract.Extractor
+	log      *slog.Logger
+	locks    keyedMutex
 }
 
 var _ engine.Retriever = (*Service)(nil)
@@ -104,12 +140,23 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	cfg.Extract.MaxFileBytes = cfg.MaxFileBytes
+	ex, err := extract.New(cfg.Extract)
+	if err != nil {
+		return nil, err
+	}
+	if ok, why := ex.PDFSupport(); !ok {
+		log.Info("PDF files cannot be ingested", "component", "knowledge", "reason", why)
+	}
 	return &Service{
-		cfg:     cfg,
-		store:   deps.Store,
-		index:   deps.Index,
-		chunker: Chunker{Size: cfg.ChunkSize, Overlap: cfg.ChunkOverlap},
-		log:     log.With("component", "knowledge"),
+		extract:  ex,
+		cfg:      cfg,
+		store:    deps.Store,
+		index:    deps.Index,
+		embedder: deps.Embedder,
+		reranker: deps.Reranker,
+		chunker:  Chunker{Size: cfg.ChunkSize, Overlap: cfg.ChunkOverlap},
+		log:      log.With("component", "knowledge"),
 	}, nil
 }
 
@@ -135,10 +182,6 @@ func (s *Service) ingest(ctx context.Context, kb, source string, content []byte)
 	if _, err := s.knowledgeBase(ctx, kb); err != nil {
 		return nil, false, err
 	}
-	contentType, err := DetectContentType(source, content)
-	if err != nil {
-		return nil, false, err
-	}
 	sum := sha256.Sum256(content)
 	hash := hex.EncodeToString(sum[:])
 
@@ -153,7 +196,7 @@ func (s *Service) ingest(ctx context.Context, kb, source string, content []byte)
 	case err != nil && !engine.IsNotFound(err):
 		return nil, false, err
 	}
-	parsed, err := s.chunker.Chunk(source, contentType, content)
+	contentType, parsed, err := s.parse(ctx, source, content)
 	if err != nil {
 		return nil, false, err
 	}
@@ -174,10 +217,38 @@ func (s *Service) ingest(ctx context.Context, kb, source string, content []byte)
 	return doc, false, s.index1(ctx, doc, parsed)
 }
 
-// index1 indexes a stored document's chunks and records the outcome on it.
+// parse extracts the text of a file (its type decided by its content) and
+// cuts it into chunks by structure. A file without text is an EINVALID error.
+func (s *Service) parse(ctx context.Context, source string, content []byte) (string, Parsed, error) {
+	doc, err := s.extract.Extract(ctx, source, content)
+	if err != nil {
+		return "", Parsed{}, err
+	}
+	contentType := ContentTypeMarkdown
+	if doc.ContentType == extract.ContentTypeText {
+		contentType = ContentTypeText
+	}
+	parsed, err := s.chunker.Chunk(source, contentType, []byte(doc.Text))
+	if err != nil {
+		return "", Parsed{}, err
+	}
+	if doc.Title != "" {
+		parsed.Title = doc.Title
+		for i := range parsed.Chunks {
+			parsed.Chunks[i].Title = doc.Title
+		}
+	}
+	return doc.ContentType, parsed, nil
+}
+
+// index1 embeds (when an embedder is configured) and indexes a stored
+// document's chunks and records the outcome on it.
 func (s *Service) index1(ctx context.Context, doc *engine.Document, parsed Parsed) error {
 	start := time.Now()
 	parsed.Assign(doc.KnowledgeBase, doc.ID, doc.Source)
+	if err := s.embedChunks(ctx, doc.Source, parsed.Chunks); err != nil {
+		return s.fail(ctx, doc, err)
+	}
 	if err := s.index.Upsert(ctx, parsed.Chunks); err != nil {
 		return s.fail(ctx, doc, err)
 	}
@@ -186,7 +257,64 @@ func (s *Service) index1(ctx context.Context, doc *engine.Document, parsed Parse
 	}
 	doc.Status, doc.Chunks, doc.Error = engine.DocumentIndexed, len(parsed.Chunks), ""
 	s.log.DebugContext(ctx, "document indexed", "knowledge_base", doc.KnowledgeBase, "document_id", doc.ID,
-		"source", doc.Source, "chunks", len(parsed.Chunks), "duration_ms", time.Since(start).Milliseconds())
+		"source", doc.Source, "chunks", len(parsed.Chunks), "embedded", s.embedder != nil,
+		"duration_ms", time.Since(start).Milliseconds())
+	return nil
+}
+
+// EmbedText is what is embedded, and reranked, for a chunk: its title and
+// heading path on a line before its text, so that a chunk is also found by
+// what its document and section are about.
+func EmbedText(title string, headingPath []string, text string) string {
+	var parts []string
+	for _, p := range append([]string{title}, headingPath...) {
+		if p = strings.TrimSpace(p); p != "" && (len(parts) == 0 || parts[len(parts)-1] != p) {
+			parts = append(parts, p)
+		}
+	}
+	if len(parts) == 0 {
+		return text
+	}
+	return strings.Join(parts, " › ") + "\n\n" + text
+}
+
+// embedChunks sets the vectors of chunks, in batches, when an embedder is
+// configured. Any failure is the whole document's: no chunk is indexed
+// without its vector.
+func (s *Service) embedChunks(ctx context.Context, source string, chunks []Chunk) error {
+	if s.embedder == nil || len(chunks) == 0 {
+		return nil
+	}
+	dims := 0
+	for start := 0; start < len(chunks); start += s.cfg.EmbedBatchSize {
+		batch := chunks[start:min(start+s.cfg.EmbedBatchSize, len(chunks))]
+		texts := make([]string, len(batch))
+		for i, c := range batch {
+			texts[i] = EmbedText(c.Title, c.HeadingPath, c.Text)
+		}
+		vectors, err := s.embedder.Embed(ctx, texts)
+		if err != nil {
+			code := engine.ErrorCode(err)
+			if code == engine.EINTERNAL {
+				code = engine.EUNAVAILABLE
+			}
+			return engine.WrapError(code, err, "Embedding %s failed: %s. Add it again once the embedding model works.", source,
+				strings.TrimSuffix(engine.ErrorMessage(err), "."))
+		}
+		if len(vectors) != len(batch) {
+			return engine.Errorf(engine.EUNAVAILABLE, "Embedding %s failed: the embedding model returned %d vectors for %d chunks. Check the embedding model.", source, len(vectors), len(batch))
+		}
+		for i, v := range vectors {
+			switch {
+			case len(v) == 0:
+				return engine.Errorf(engine.EUNAVAILABLE, "Embedding %s failed: the embedding model returned an empty vector. Check the embedding model.", source)
+			case dims != 0 && len(v) != dims:
+				return engine.Errorf(engine.EUNAVAILABLE, "Embedding %s failed: the embedding model returned vectors of %d and %d dimensions. Check the embedding model.", source, dims, len(v))
+			}
+			dims = len(v)
+			batch[i].Vector = v
+		}
+	}
 	return nil
 }
 
@@ -281,9 +409,14 @@ func (s *Service) DeleteKnowledgeBase(ctx context.Context, name string) error {
 
 // Reindex rebuilds the index of knowledge base kb from the stored
 // originals, one document at a time (searches keep working meanwhile), and
-// removes chunks of documents the store no longer has. Documents that fail
-// are marked failed and listed in the report; the error is for the whole
-// operation only.
+// removes chunks of documents the store no longer has. It re-chunks with
+// the current chunk settings and, when an embedder is configured,
+// re-embeds every chunk: after a change of chunk settings or embedding
+// model, nothing needs uploading again. When the new model's vectors have
+// other dimensions than those the index holds, the knowledge base is
+// cleared from the index first (its searches find less until the reindex
+// ends). Documents that fail are marked failed and listed in the report;
+// the error is for the whole operation only.
 func (s *Service) Reindex(ctx context.Context, kb string) (IngestReport, error) {
 	if _, err := s.knowledgeBase(ctx, kb); err != nil {
 		return IngestReport{KnowledgeBase: kb}, err
@@ -292,7 +425,9 @@ func (s *Service) Reindex(ctx context.Context, kb string) (IngestReport, error) 
 }
 
 // reindex reindexes the documents of kb that want reports true for (all
-// when want is nil) and removes index orphans.
+// when want is nil) and removes index orphans. Reindexing all of them, it
+// clears the knowledge base from the index and starts again when the
+// index refuses the dimensions of the new vectors.
 func (s *Service) reindex(ctx context.Context, kb string, want func(*engine.Document) bool) (IngestReport, error) {
 	report := IngestReport{KnowledgeBase: kb}
 	docs, err := s.store.ListDocuments(ctx, kb)
@@ -302,7 +437,9 @@ func (s *Service) reindex(ctx context.Context, kb string, want func(*engine.Docu
 	if err := s.removeOrphans(ctx, kb, docs); err != nil {
 		return report, err
 	}
-	for _, d := range docs {
+	cleared := false
+	for i := 0; i < len(docs); i++ {
+		d := docs[i]
 		if want != nil && !want(d) {
 			continue
 		}
@@ -312,6 +449,13 @@ func (s *Service) reindex(ctx context.Context, kb string, want func(*engine.Docu
 		res := IngestResult{Source: d.Source, DocumentID: d.ID}
 		chunks, err := s.reindexDocument(ctx, d.ID)
 		switch {
+		case err != nil && want == nil && !cleared && errors.Is(err, ErrDimensions):
+			s.log.InfoContext(ctx, "embedding dimensions changed: clearing the knowledge base from the index before reindexing it",
+				"knowledge_base", kb)
+			if err := s.index.DeleteKnowledgeBase(ctx, kb); err != nil {
+				return report, err
+			}
+			cleared, report, i = true, IngestReport{KnowledgeBase: kb}, -1
 		case err != nil:
 			res.Err, res.Reason = err, engine.ErrorMessage(err)
 			report.Failed = append(report.Failed, res)
@@ -321,7 +465,7 @@ func (s *Service) reindex(ctx context.Context, kb string, want func(*engine.Docu
 		}
 	}
 	s.log.InfoContext(ctx, "knowledge base reindexed", "knowledge_base", kb,
-		"ok", len(report.OK), "failed", len(report.Failed))
+		"ok", len(report.OK), "failed", len(report.Failed), "embedded", s.embedder != nil)
 	return report, nil
 }
 
@@ -335,13 +479,7 @@ func (s *Service) reindexDocument(ctx context.Context, id string) (int, error) {
 	defer unlock()
 	content := doc.Content
 	doc.Content = nil
-	contentType := doc.ContentType
-	if contentType != ContentTypeMarkdown && contentType != ContentTypeText {
-		if contentType, err = DetectContentType(doc.Source, content); err != nil {
-			return 0, s.fail(ctx, doc, err)
-		}
-	}
-	parsed, err := s.chunker.Chunk(doc.Source, contentType, content)
+	_, parsed, err := s.parse(ctx, doc.Source, content)
 	if err != nil {
 		return 0, s.fail(ctx, doc, err)
 	}
@@ -426,16 +564,29 @@ func (s *Service) Sync(ctx context.Context) error {
 // match the query, best first, and the settings the search applied. No
 // knowledge base means all of them; unknown ones are simply empty. Limit <= 0
 // means Config.DefaultLimit and is capped at Config.MaxLimit.
+//
+// The mode defaults to hybrid, with rrf fusion (k 60) or alpha fusion
+// (alpha 0.5). Without an embedder, or when embedding the query fails, or
+// when the knowledge base was embedded with a model of other dimensions,
+// the search is lexical and a note says why. With Rerank and a Reranker,
+// the best max(3×limit, 20) candidates are reranked, each passage's Score
+// becomes its rerank score (Scores keep the others), and MinScore applies
+// to the rerank score; when reranking fails the search order is kept and
+// a note says so. AppliedSettings report what was done, and Notes every
+// setting that was asked for but not applied.
 func (s *Service) Retrieve(ctx context.Context, req engine.RetrievalRequest) (*engine.Retrieval, error) {
-	q := strings.TrimSpace(req.Query)
+	start := time.Now()
+	text := strings.TrimSpace(req.Query)
 	set := req.Settings
 	switch {
-	case q == "":
+	case text == "":
 		return nil, engine.Errorf(engine.EINVALID, "The search query is empty: type a question or some keywords.")
-	case !utf8.ValidString(q) || strings.ContainsRune(q, 0):
+	case !utf8.ValidString(text) || strings.ContainsRune(text, 0):
 		return nil, engine.Errorf(engine.EINVALID, "The search query is not valid UTF-8 text or contains a NUL byte: retype it.")
 	case math.IsNaN(set.MinScore):
 		return nil, engine.Errorf(engine.EINVALID, "The minimum score is not a number: use a number from 0 to 1.")
+	case set.Alpha != nil && math.IsNaN(*set.Alpha):
+		return nil, engine.Errorf(engine.EINVALID, "Alpha is not a number: use a number from 0 (lexical only) to 1 (vector only).")
 	}
 	if err := set.Validate(); err != nil {
 		return nil, err
@@ -445,22 +596,150 @@ func (s *Service) Retrieve(ctx context.Context, req engine.RetrievalRequest) (*e
 		limit = s.cfg.DefaultLimit
 	}
 	limit = min(limit, s.cfg.MaxLimit)
-	applied := engine.AppliedSettings{Backend: s.index.Name(), Mode: engine.SearchLexical, Limit: limit, MinScore: set.MinScore}
-	if set.Mode == engine.SearchHybrid || set.Mode == engine.SearchVector {
-		applied.Notes = append(applied.Notes, "vector search skipped: no embedding model is configured; lexical (BM25) search only")
+	applied := engine.AppliedSettings{Backend: s.index.Name(), Limit: limit, MinScore: set.MinScore}
+	note := func(format string, args ...any) { applied.Notes = append(applied.Notes, fmt.Sprintf(format, args...)) }
+
+	q := Query{
+		Text:           text,
+		KnowledgeBases: slices.Compact(slices.Sorted(slices.Values(req.KnowledgeBases))),
+		Limit:          limit,
+		MinScore:       set.MinScore,
+		Mode:           cmp.Or(set.Mode, engine.SearchHybrid),
 	}
-	if set.Rerank {
-		applied.Notes = append(applied.Notes, "reranking skipped: no rerank endpoint is configured")
+	if q.Mode != engine.SearchLexical {
+		switch vec, err := s.embedQuery(ctx, text); {
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case s.embedder == nil:
+			note("%s search skipped: no embedding model is configured; lexical (BM25) search only", q.Mode)
+			q.Mode = engine.SearchLexical
+		case err != nil:
+			s.log.WarnContext(ctx, "embed query failed: searching lexically", "error", err)
+			note("%s search skipped: embedding the query failed (%s); lexical (BM25) search only", q.Mode, engine.ErrorMessage(err))
+			q.Mode = engine.SearchLexical
+		default:
+			q.Vector = vec
+		}
 	}
-	kbs := slices.Compact(slices.Sorted(slices.Values(req.KnowledgeBases)))
-	passages, err := s.index.Search(ctx, Query{Text: q, KnowledgeBases: kbs, Limit: limit, MinScore: set.MinScore})
+	rerank := set.Rerank && s.reranker != nil
+	if set.Rerank && s.reranker == nil {
+		note("reranking skipped: no rerank endpoint is configured")
+	}
+	if rerank {
+		q.Limit, q.MinScore = max(3*limit, minRerankCandidates), 0
+	}
+	s.applyFusion(&q, set, note)
+
+	passages, err := s.index.Search(ctx, q)
+	if err != nil && q.Mode != engine.SearchLexical && errors.Is(err, ErrDimensions) {
+		s.log.WarnContext(ctx, "vector search impossible: searching lexically", "knowledge_bases", q.KnowledgeBases, "error", err)
+		note("%s search skipped: %s; lexical (BM25) search only", q.Mode, strings.TrimSuffix(engine.ErrorMessage(err), "."))
+		q.Mode, q.Vector, q.Fusion, q.Alpha, q.RRFK = engine.SearchLexical, nil, "", 0, 0
+		passages, err = s.index.Search(ctx, q)
+	}
 	if err != nil {
 		return nil, err
+	}
+	applied.Mode = q.Mode
+	if q.Mode == engine.SearchHybrid {
+		applied.Fusion = q.Fusion
+		if q.Fusion == engine.FusionAlpha {
+			applied.Alpha = &q.Alpha
+		} else {
+			applied.RRFK = q.RRFK
+		}
+	}
+	if rerank {
+		reranked, err := s.rerank(ctx, text, passages)
+		switch {
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case err != nil:
+			s.log.WarnContext(ctx, "rerank failed: keeping the search order", "error", err)
+			note("reranking failed (%s): passages are in search order", engine.ErrorMessage(err))
+		default:
+			passages, applied.Rerank = reranked, true
+		}
+		passages = slices.DeleteFunc(passages, func(p engine.Passage) bool { return p.Score < set.MinScore })
+		passages = passages[:min(limit, len(passages))]
 	}
 	if passages == nil {
 		passages = []engine.Passage{}
 	}
+	s.log.DebugContext(ctx, "retrieved", "knowledge_bases", q.KnowledgeBases, "mode", applied.Mode, "fusion", applied.Fusion,
+		"rerank", applied.Rerank, "passages", len(passages), "notes", len(applied.Notes), "duration_ms", time.Since(start).Milliseconds())
 	return &engine.Retrieval{Passages: passages, Applied: applied}, nil
+}
+
+// applyFusion sets the fusion of a hybrid query from the settings, with
+// their defaults, and notes the settings that do not apply to q's mode.
+func (s *Service) applyFusion(q *Query, set engine.RetrievalSettings, note func(string, ...any)) {
+	if q.Mode != engine.SearchHybrid {
+		if set.Fusion != "" || set.Alpha != nil || set.RRFK != 0 {
+			note("fusion settings (fusion, alpha, rrf_k) ignored: they apply to hybrid search only")
+		}
+		return
+	}
+	q.Fusion = cmp.Or(set.Fusion, engine.FusionRRF)
+	if q.Fusion == engine.FusionAlpha {
+		q.Alpha = DefaultAlpha
+		if set.Alpha != nil {
+			q.Alpha = *set.Alpha
+		}
+		if set.RRFK != 0 {
+			note("rrf_k ignored: it applies to rrf fusion only")
+		}
+		return
+	}
+	q.RRFK = cmp.Or(set.RRFK, DefaultRRFK)
+	if set.Alpha != nil {
+		note("alpha ignored: it applies to alpha fusion only")
+	}
+}
+
+// embedQuery returns the query's vector; nil without an embedder.
+func (s *Service) embedQuery(ctx context.Context, text string) ([]float32, error) {
+	if s.embedder == nil {
+		return nil, nil
+	}
+	vectors, err := s.embedder.Embed(ctx, []string{text})
+	switch {
+	case err != nil:
+		return nil, err
+	case len(vectors) != 1 || len(vectors[0]) == 0:
+		return nil, engine.Errorf(engine.EUNAVAILABLE, "The embedding model returned no vector for the query.")
+	}
+	return vectors[0], nil
+}
+
+// rerank scores passages with the reranker and orders them by that score,
+// best first (ties keep the search order). Each passage's Score becomes
+// its rerank score.
+func (s *Service) rerank(ctx context.Context, query string, passages []engine.Passage) ([]engine.Passage, error) {
+	if len(passages) == 0 {
+		return passages, nil
+	}
+	texts := make([]string, len(passages))
+	for i, p := range passages {
+		texts[i] = EmbedText(p.Title, p.HeadingPath, p.Text)
+	}
+	scores, err := s.reranker.Rerank(ctx, query, texts)
+	if err != nil {
+		return nil, err
+	}
+	if len(scores) != len(passages) {
+		return nil, engine.Errorf(engine.EUNAVAILABLE, "The rerank endpoint returned %d scores for %d passages.", len(scores), len(passages))
+	}
+	out := slices.Clone(passages)
+	for i := range out {
+		if math.IsNaN(scores[i]) || math.IsInf(scores[i], 0) {
+			return nil, engine.Errorf(engine.EUNAVAILABLE, "The rerank endpoint returned a score that is not a finite number.")
+		}
+		out[i].Score = scores[i]
+		out[i].Scores.Rerank = &scores[i]
+	}
+	slices.SortStableFunc(out, func(a, b engine.Passage) int { return cmp.Compare(b.Score, a.Score) })
+	return out, nil
 }
 
 // keyedMutex serialises work on one key (a document) within the process.

@@ -1,6 +1,7 @@
 package knowledge_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -227,9 +228,9 @@ func TestIngestRejects(t *testing.T) {
 	}{
 		{"too large", "docs", "big.md", strings.Repeat("a", 1001), engine.ETOOLARGE, "big.md is 1001 bytes, over the limit of 1000"},
 		{"empty", "docs", "empty.md", "", engine.EINVALID, "empty.md is empty"},
-		{"blank", "docs", "blank.md", "  \n\n\t\n", engine.EINVALID, "blank.md has no text"},
-		{"binary", "docs", "logo.md", "\x89PNG\r\n\x1a\n\x00\x00", engine.EINVALID, "Unsupported file type: logo.md"},
-		{"pdf", "docs", "manual.pdf", "%PDF-1.4 ...", engine.EINVALID, "manual.pdf is a PDF"},
+		{"blank", "docs", "blank.md", "  \n\n\t\n", engine.EINVALID, "blank.md: document is empty"},
+		{"binary", "docs", "logo.md", "\x89PNG\r\n\x1a\n\x00\x00", engine.EINVALID, "logo.md: unsupported file type: it is a PNG image"},
+		{"pdf", "docs", "manual.pdf", "%PDF-1.4 ...", engine.EINVALID, "manual.pdf: the PDF cannot be read"},
 		{"no name", "docs", "  ", "text", engine.EINVALID, "no name"},
 		{"control in name", "docs", "a\x07.md", "text", engine.EINVALID, "control characters"},
 		{"long name", "docs", strings.Repeat("n", 1100) + ".md", "text", engine.EINVALID, "bytes long"},
@@ -583,7 +584,7 @@ func TestIngestPath(t *testing.T) {
 			t.Errorf("%s has no reason", r.Source)
 		}
 	}
-	for src, has := range map[string]string{"broken.md": "Unsupported file type", "huge.md": "over the limit", "empty.txt": "empty", "logo.png": "not a Markdown"} {
+	for src, has := range map[string]string{"broken.md": "unsupported file type", "huge.md": "over the limit", "empty.txt": "empty", "logo.png": "not a document type that is ingested"} {
 		if !strings.Contains(reasons[src], has) {
 			t.Errorf("reason for %s = %q, want it to say %q", src, reasons[src], has)
 		}
@@ -697,5 +698,48 @@ func TestStatusFailureIsRepairedBySync(t *testing.T) {
 	}
 	if d, _ = f.store.DocumentByID(ctx, d.ID); d.Status != engine.DocumentIndexed || d.Chunks != 2 {
 		t.Errorf("after Sync = %+v", d)
+	}
+}
+
+// TestIngestRichFormats ingests HTML and DOCX files (their type decided by
+// content, whatever the name says) and finds their sections with headings.
+func TestIngestRichFormats(t *testing.T) {
+	f := MustService(t, knowledge.Config{})
+	ctx := context.Background()
+	tests := []struct {
+		fixture, source, wantType string
+	}{
+		{"runbook.html", "runbook.html", "text/html"},
+		{"runbook.docx", "runbook.docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"},
+		{"runbook.html", "mislabelled.txt", "text/html"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.source, func(t *testing.T) {
+			content, err := os.ReadFile(filepath.Join("extract", "testdata", tt.fixture))
+			if err != nil {
+				t.Fatal(err)
+			}
+			doc, err := f.svc.Ingest(ctx, "docs", tt.source, content)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if doc.ContentType != tt.wantType || doc.Status != engine.DocumentIndexed || doc.Chunks == 0 {
+				t.Fatalf("document = %+v", doc)
+			}
+			if doc.Title != "Runbook for the Chat Bot" {
+				t.Errorf("title = %q", doc.Title)
+			}
+			stored, err := f.store.DocumentByID(ctx, doc.ID)
+			if err != nil || !bytes.Equal(stored.Content, content) {
+				t.Fatalf("the original was not kept: %v", err)
+			}
+		})
+	}
+	var found bool
+	for _, p := range f.MustRetrieve(t, "timeout per file settings", "docs") {
+		found = found || (strings.Contains(p.Text, "timeout") && slices.Contains(p.HeadingPath, "Settings"))
+	}
+	if !found {
+		t.Error("the Settings section of the rich documents was not found with its heading")
 	}
 }

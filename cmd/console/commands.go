@@ -341,9 +341,9 @@ func (c *cli) ingestProgress(p knowledge.IngestProgress) {
 	case p.Outcome == knowledge.OutcomeSkipped && r.DocumentID != "":
 		fmt.Fprintf(c.stderr, "%s unchanged %s\n", done, r.Source)
 	case p.Outcome == knowledge.OutcomeSkipped:
-		fmt.Fprintf(c.stderr, "%s skipped   %s: %s\n", done, r.Source, r.Reason)
+		fmt.Fprintf(c.stderr, "%s skipped   %s\n", done, reasonFor(r.Source, r.Reason))
 	default:
-		fmt.Fprintf(c.stderr, "%s failed    %s: %s\n", done, r.Source, r.Reason)
+		fmt.Fprintf(c.stderr, "%s failed    %s\n", done, reasonFor(r.Source, r.Reason))
 	}
 }
 
@@ -354,12 +354,12 @@ func (c *cli) printIngestSummary(kb string, s ingestSummary, elapsed time.Durati
 	fmt.Fprintf(w, "documents: %d indexed, %d unchanged, %d failed\n", s.indexed, s.unchanged, s.failed)
 	fmt.Fprintf(w, "chunks: %d indexed, %d unchanged\n", s.chunks, s.unchangedChunks)
 	if s.skipped > 0 {
-		fmt.Fprintf(w, "skipped: %d files that are not Markdown or text files (.md, .markdown, .txt)\n", s.skipped)
+		fmt.Fprintf(w, "skipped: %d files of other types (documents are .md, .markdown, .txt, .html, .htm, .pdf, .docx)\n", s.skipped)
 	}
 	if len(s.failures) > 0 {
 		fmt.Fprintln(w, "failures:")
 		for _, f := range s.failures {
-			fmt.Fprintf(w, "  %s: %s\n", f.Source, f.Reason)
+			fmt.Fprintf(w, "  %s\n", reasonFor(f.Source, f.Reason))
 		}
 	}
 	fmt.Fprintf(w, "elapsed: %s\n", elapsed.Round(time.Millisecond))
@@ -529,4 +529,13 @@ func progressBar(done, total int, source string) string {
 		source = "…" + source[len(source)-39:]
 	}
 	return fmt.Sprintf("[%s%s] %d/%d %-40s", strings.Repeat("#", filled), strings.Repeat(" ", width-filled), done, total, source)
+}
+
+// reasonFor prefixes a per-file reason with the file's name unless the
+// reason already starts with it.
+func reasonFor(source, reason string) string {
+	if strings.HasPrefix(reason, source+":") {
+		return reason
+	}
+	return source + ": " + reason
 }

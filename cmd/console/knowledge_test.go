@@ -412,12 +412,12 @@ func TestKnowledgeCommands(t *testing.T) {
 		t.Fatalf("ingest: exit %d\n%s\n%s", code, out, errOut)
 	}
 	for _, want := range []string{"created knowledge base hr\n", "documents: 2 indexed, 0 unchanged, 1 failed\n", "chunks: ",
-		"skipped: 1 files", "failures:\n  garbage.md: Unsupported file type", "elapsed: "} {
+		"skipped: 1 files", "failures:\n  garbage.md: unsupported file type", "elapsed: "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("ingest summary lacks %q:\n%s", want, out)
 		}
 	}
-	for _, want := range []string{"] failed    garbage.md: Unsupported file type", "] indexed   leave.md (", "] indexed   sub/expenses.txt (",
+	for _, want := range []string{"] failed    garbage.md: unsupported file type", "] indexed   leave.md (", "] indexed   sub/expenses.txt (",
 		"] skipped   logo.png", "1 of 3 files failed"} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("ingest progress lacks %q:\n%s", want, errOut)

@@ -1,15 +1,21 @@
-// Package embedded is the knowledge index that needs no server: chunks and
-// an FTS5 full-text index (BM25 ranking, Porter stemming) in a SQLite file
-// of its own, next to the data store. Several processes may open the same
-// file (the console and the bot): SQLite's write-ahead log lets readers go
-// on while one writer writes.
+// Package embedded is the knowledge index that needs no server: chunks, an
+// FTS5 full-text index (BM25 ranking, Porter stemming) and the chunks'
+// embedding vectors in a SQLite file of its own, next to the data store.
+// Several processes may open the same file (the console and the bot):
+// SQLite's write-ahead log lets readers go on while one writer writes.
+//
+// Vector search is exact: the cosine similarity of the query with every
+// vector of the searched knowledge bases, from an in-memory copy of the
+// vectors, normalised to unit length, that the index keeps per knowledge
+// base (4 bytes per dimension per chunk) and reloads after any process
+// wrote to that knowledge base. Hybrid search fuses the BM25 and vector
+// candidates with knowledge.Fuse.
 package embedded
 
 import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -36,8 +42,10 @@ const (
 // scoreHalf is the BM25 score that maps to 0.5: score = s / (s + scoreHalf).
 const scoreHalf = 10.0
 
-// schemaVersion is stored in PRAGMA user_version.
-const schemaVersion = 1
+// schemaVersion is stored in PRAGMA user_version. Version 2 added the
+// vector and dims columns and the kb_versions table; version 1 files are
+// migrated in place (their chunks have no vectors: a reindex embeds them).
+const schemaVersion = 2
 
 // Config says where the index lives.
 type Config struct {
@@ -70,8 +78,9 @@ func (c Config) Validate() error {
 
 // Index is a knowledge.Index in a SQLite file. It is safe for concurrent use.
 type Index struct {
-	db   *sql.DB
-	path string
+	db      *sql.DB
+	path    string
+	vectors vectorCache
 }
 
 var _ knowledge.Index = (*Index)(nil)
@@ -126,7 +135,9 @@ CREATE TABLE IF NOT EXISTS chunks (
 	headings       TEXT NOT NULL, -- heading path, one per line, for search
 	heading_path   TEXT NOT NULL, -- heading path as a JSON array
 	position       INTEGER NOT NULL,
-	text           TEXT NOT NULL
+	text           TEXT NOT NULL,
+	vector         BLOB,                      -- little-endian float32, NULL without an embedding
+	dims           INTEGER NOT NULL DEFAULT 0 -- length of vector, 0 without one
 );
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks (knowledge_base, document_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5 (
@@ -144,10 +155,30 @@ CREATE TRIGGER IF NOT EXISTS chunks_au AFTER UPDATE ON chunks BEGIN
 	INSERT INTO chunks_fts (chunks_fts, rowid, title, headings, text) VALUES ('delete', old.seq, old.title, old.headings, old.text);
 	INSERT INTO chunks_fts (rowid, title, headings, text) VALUES (new.seq, new.title, new.headings, new.text);
 END;
+` + schemaVectors
+
+// schemaVectors is what version 2 added: the dims index, which finds the
+// dimensions of a knowledge base's vectors and its vectors quickly, and a
+// version per knowledge base, raised by every write, which tells each
+// process when its in-memory vectors are stale.
+const schemaVectors = `
+CREATE INDEX IF NOT EXISTS chunks_dims ON chunks (knowledge_base, dims);
+CREATE TABLE IF NOT EXISTS kb_versions (
+	knowledge_base TEXT PRIMARY KEY,
+	version        INTEGER NOT NULL
+);
 `
 
-// migrate creates the schema in a new file and refuses a file written by a
-// newer version.
+// migrateV1 brings a version 1 file to version 2.
+const migrateV1 = `
+ALTER TABLE chunks ADD COLUMN vector BLOB;
+ALTER TABLE chunks ADD COLUMN dims INTEGER NOT NULL DEFAULT 0;
+` + schemaVectors + `
+INSERT OR IGNORE INTO kb_versions (knowledge_base, version) SELECT DISTINCT knowledge_base, 1 FROM chunks;
+`
+
+// migrate creates the schema in a new file, migrates an older file and
+// refuses a file written by a newer version.
 func (ix *Index) migrate(ctx context.Context) error {
 	tx, err := ix.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -158,25 +189,39 @@ func (ix *Index) migrate(ctx context.Context) error {
 	if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
 		return fmt.Errorf("open knowledge index %s: %w", ix.path, err)
 	}
+	steps := schema
 	switch {
 	case version == schemaVersion:
 		return nil
 	case version > schemaVersion:
 		return engine.Errorf(engine.EINVALID, "knowledge index %s was written by a newer ConvoSphere (schema %d): upgrade, or delete the file and reindex", ix.path, version)
+	case version == 1:
+		steps = migrateV1
 	}
-	if _, err := tx.ExecContext(ctx, schema); err != nil {
-		return fmt.Errorf("create knowledge index schema: %w", err)
+	if _, err := tx.ExecContext(ctx, steps); err != nil {
+		return fmt.Errorf("migrate knowledge index %s from schema %d: %w", ix.path, version, err)
 	}
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
-		return fmt.Errorf("create knowledge index schema: %w", err)
+		return fmt.Errorf("migrate knowledge index %s: %w", ix.path, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("create knowledge index schema: %w", err)
+		return fmt.Errorf("migrate knowledge index %s: %w", ix.path, err)
 	}
 	return nil
 }
 
+// bumpVersion marks the in-memory vectors of a knowledge base stale in
+// every process.
+func bumpVersion(ctx context.Context, tx *sql.Tx, knowledgeBase string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO kb_versions (knowledge_base, version) VALUES (?, 1)
+		ON CONFLICT (knowledge_base) DO UPDATE SET version = version + 1`, knowledgeBase)
+	return err
+}
+
 // Upsert replaces the chunks of the documents in chunks, in one transaction.
+// Vectors must be finite and, within a knowledge base, of one size: the
+// size of the vectors it already holds, not counting the documents being
+// replaced (EINVALID with knowledge.ErrDimensions otherwise).
 func (ix *Index) Upsert(ctx context.Context, chunks []knowledge.Chunk) error {
 	if len(chunks) == 0 {
 		return nil
@@ -194,15 +239,30 @@ func (ix *Index) Upsert(ctx context.Context, chunks []knowledge.Chunk) error {
 		ids[c.ID] = true
 		docs[docKey{c.KnowledgeBase, c.DocumentID}] = true
 	}
+	dims, err := knowledge.CheckVectors(chunks)
+	if err != nil {
+		return err
+	}
 
 	tx, err := ix.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("upsert chunks: %w", err)
 	}
 	defer tx.Rollback()
+	kbs := make(map[string]bool)
 	for d := range docs {
+		kbs[d.kb] = true
 		if _, err := tx.ExecContext(ctx, `DELETE FROM chunks WHERE knowledge_base = ? AND document_id = ?`, d.kb, d.doc); err != nil {
 			return fmt.Errorf("upsert chunks: delete old: %w", err)
+		}
+	}
+	for kb, d := range dims {
+		var have sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT MIN(dims) FROM chunks WHERE knowledge_base = ? AND dims > 0`, kb).Scan(&have); err != nil {
+			return fmt.Errorf("upsert chunks: check dimensions: %w", err)
+		}
+		if have.Valid && int(have.Int64) != d {
+			return knowledge.DimensionsError(kb, int(have.Int64), d)
 		}
 	}
 	del, err := tx.PrepareContext(ctx, `DELETE FROM chunks WHERE id = ?`)
@@ -211,12 +271,13 @@ func (ix *Index) Upsert(ctx context.Context, chunks []knowledge.Chunk) error {
 	}
 	defer del.Close()
 	ins, err := tx.PrepareContext(ctx, `INSERT INTO chunks
-		(id, knowledge_base, document_id, document, title, headings, heading_path, position, text)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		(id, knowledge_base, document_id, document, title, headings, heading_path, position, text, vector, dims)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return fmt.Errorf("upsert chunks: %w", err)
 	}
 	defer ins.Close()
+	moved := false
 	for _, c := range chunks {
 		path := c.HeadingPath
 		if path == nil {
@@ -227,12 +288,32 @@ func (ix *Index) Upsert(ctx context.Context, chunks []knowledge.Chunk) error {
 			return fmt.Errorf("upsert chunks: %w", err)
 		}
 		// An id reused from another document moves the chunk.
-		if _, err := del.ExecContext(ctx, c.ID); err != nil {
+		res, err := del.ExecContext(ctx, c.ID)
+		if err != nil {
 			return fmt.Errorf("upsert chunks: %w", err)
 		}
+		if n, err := res.RowsAffected(); err == nil && n > 0 {
+			moved = true
+		}
+		var vector []byte
+		if len(c.Vector) > 0 {
+			vector = encodeVector(c.Vector)
+		}
 		if _, err := ins.ExecContext(ctx, c.ID, c.KnowledgeBase, c.DocumentID, c.Document, c.Title,
-			strings.Join(c.HeadingPath, "\n"), string(pathJSON), c.Position, c.Text); err != nil {
+			strings.Join(c.HeadingPath, "\n"), string(pathJSON), c.Position, c.Text, vector, len(c.Vector)); err != nil {
 			return fmt.Errorf("upsert chunks: insert %s: %w", c.ID, err)
+		}
+	}
+	if moved {
+		// The moved chunk may have left another knowledge base: rare
+		// enough to mark every knowledge base stale.
+		if _, err := tx.ExecContext(ctx, `UPDATE kb_versions SET version = version + 1`); err != nil {
+			return fmt.Errorf("upsert chunks: %w", err)
+		}
+	}
+	for kb := range kbs {
+		if err := bumpVersion(ctx, tx, kb); err != nil {
+			return fmt.Errorf("upsert chunks: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -243,17 +324,35 @@ func (ix *Index) Upsert(ctx context.Context, chunks []knowledge.Chunk) error {
 
 // DeleteDocument removes all chunks of a document.
 func (ix *Index) DeleteDocument(ctx context.Context, knowledgeBase, documentID string) error {
-	if _, err := ix.db.ExecContext(ctx, `DELETE FROM chunks WHERE knowledge_base = ? AND document_id = ?`,
-		knowledgeBase, documentID); err != nil {
-		return fmt.Errorf("delete document chunks: %w", err)
-	}
-	return nil
+	return ix.deleteWhere(ctx, "delete document chunks", knowledgeBase,
+		`DELETE FROM chunks WHERE knowledge_base = ? AND document_id = ?`, knowledgeBase, documentID)
 }
 
 // DeleteKnowledgeBase removes all chunks of a knowledge base.
 func (ix *Index) DeleteKnowledgeBase(ctx context.Context, knowledgeBase string) error {
-	if _, err := ix.db.ExecContext(ctx, `DELETE FROM chunks WHERE knowledge_base = ?`, knowledgeBase); err != nil {
-		return fmt.Errorf("delete knowledge base chunks: %w", err)
+	return ix.deleteWhere(ctx, "delete knowledge base chunks", knowledgeBase,
+		`DELETE FROM chunks WHERE knowledge_base = ?`, knowledgeBase)
+}
+
+// deleteWhere runs a delete from the chunks of knowledgeBase and marks its
+// vectors stale, in one transaction.
+func (ix *Index) deleteWhere(ctx context.Context, op, knowledgeBase, query string, args ...any) error {
+	tx, err := ix.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n > 0 {
+		if err := bumpVersion(ctx, tx, knowledgeBase); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
 	}
 	return nil
 }
@@ -285,80 +384,4 @@ func (ix *Index) Documents(ctx context.Context, knowledgeBase string) ([]knowled
 		return nil, fmt.Errorf("list indexed documents: %w", err)
 	}
 	return docs, nil
-}
-
-// Search ranks chunks by BM25 over the title, headings and text columns and
-// returns the best first. The score is s / (s + 10) where s is the BM25
-// score (SQLite's bm25() negated): in (0, 1), 0.5 for s = 10. BM25 weighs
-// rare terms more, so in a tiny index, where every term is common, scores
-// are close to 0.
-func (ix *Index) Search(ctx context.Context, q knowledge.Query) ([]engine.Passage, error) {
-	passages := []engine.Passage{}
-	match := matchQuery(q.Text)
-	if match == "" {
-		return passages, nil
-	}
-	limit := q.Limit
-	if limit <= 0 {
-		limit = knowledge.DefaultSearchLimit
-	}
-	query := fmt.Sprintf(`SELECT c.id, c.knowledge_base, c.document_id, c.document, c.title, c.heading_path,
-			c.position, c.text, bm25(chunks_fts, %g, %g, %g) AS rank
-		FROM chunks_fts JOIN chunks c ON c.seq = chunks_fts.rowid
-		WHERE chunks_fts MATCH ?`, weightTitle, weightHeadings, weightText)
-	args := []any{match}
-	if len(q.KnowledgeBases) > 0 {
-		query += ` AND c.knowledge_base IN (?` + strings.Repeat(`, ?`, len(q.KnowledgeBases)-1) + `)`
-		for _, kb := range q.KnowledgeBases {
-			args = append(args, kb)
-		}
-	}
-	query += ` ORDER BY rank, c.seq LIMIT ?`
-	args = append(args, limit)
-
-	rows, err := ix.db.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("search knowledge index: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			p        engine.Passage
-			pathJSON string
-			rank     float64
-		)
-		if err := rows.Scan(&p.ID, &p.KnowledgeBase, &p.DocumentID, &p.Document, &p.Title, &pathJSON,
-			&p.Position, &p.Text, &rank); err != nil {
-			return nil, fmt.Errorf("search knowledge index: %w", err)
-		}
-		if err := json.Unmarshal([]byte(pathJSON), &p.HeadingPath); err != nil {
-			return nil, fmt.Errorf("search knowledge index: heading path of %s: %w", p.ID, err)
-		}
-		if len(p.HeadingPath) == 0 {
-			p.HeadingPath = nil
-		}
-		p.Score = score(rank)
-		if p.Score < q.MinScore {
-			break // rows come best first
-		}
-		passages = append(passages, p)
-	}
-	if err := rows.Err(); err != nil {
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("search knowledge index: %w", err)
-	}
-	return passages, nil
-}
-
-// score turns SQLite's bm25() (lower is better, negative) into a score in
-// (0, 1), higher is better.
-func score(rank float64) float64 {
-	s := -rank
-	if s <= 0 {
-		// bm25() is negative for every match; keep a match above zero.
-		return 1e-9
-	}
-	return s / (s + scoreHalf)
 }

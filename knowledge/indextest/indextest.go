@@ -36,6 +36,17 @@ func Run(t *testing.T, open func(tb testing.TB) knowledge.Index) {
 		{"NoMatch", testNoMatch},
 		{"HostileQueries", testHostile},
 		{"Concurrent", testConcurrent},
+		{"VectorFindsMeaning", testVectorFindsMeaning},
+		{"VectorScores", testVectorScores},
+		{"VectorKnowledgeBaseFilter", testVectorFilter},
+		{"VectorFollowsWrites", testVectorFollowsWrites},
+		{"ChunksWithoutVectors", testChunksWithoutVectors},
+		{"HybridBeatsSingleModes", testHybridBeatsSingleModes},
+		{"RRFK", testRRFK},
+		{"AlphaExtremes", testAlphaExtremes},
+		{"HybridMinScore", testHybridMinScore},
+		{"Dimensions", testDimensions},
+		{"InvalidQueries", testInvalidQueries},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -100,7 +111,7 @@ var corpus = []doc{
 }
 
 func corpusDoc(id string) doc {
-	for _, d := range corpus {
+	for _, d := range append(slices.Clone(corpus), hybridCorpus...) {
 		if d.id == id {
 			return d
 		}
@@ -118,12 +129,33 @@ func MustUpsert(tb testing.TB, ix knowledge.Index, chunks []knowledge.Chunk) {
 
 // MustSearch searches or fails the test, and checks what every result
 // must satisfy: scores in (0, 1], best first, no more than the limit,
-// within the requested knowledge bases.
+// within the requested knowledge bases, with the Scores of the signals
+// the mode runs (Score equal to the lexical score in lexical mode, to the
+// vector score in vector mode, to the fused score in hybrid mode).
 func MustSearch(tb testing.TB, ix knowledge.Index, q knowledge.Query) []engine.Passage {
 	tb.Helper()
 	got, err := ix.Search(context.Background(), q)
 	if err != nil {
 		tb.Fatalf("Search(%q): %v", q.Text, err)
+	}
+	nq, err := q.Normalize()
+	if err != nil {
+		tb.Fatalf("Search(%q) succeeded, but the query does not normalise: %v", q.Text, err)
+	}
+	for i, p := range got {
+		sc := p.Scores
+		var ok bool
+		switch nq.Mode {
+		case engine.SearchLexical:
+			ok = sc.Lexical != nil && *sc.Lexical == p.Score && sc.Vector == nil && sc.Fused == nil
+		case engine.SearchVector:
+			ok = sc.Vector != nil && *sc.Vector == p.Score && sc.Lexical == nil && sc.Fused == nil
+		case engine.SearchHybrid:
+			ok = sc.Fused != nil && *sc.Fused == p.Score && (sc.Lexical != nil || sc.Vector != nil)
+		}
+		if !ok || sc.Rerank != nil {
+			tb.Errorf("Search(%q) in %s mode: [%d] %s has score %v and scores %s", q.Text, nq.Mode, i, p.ID, p.Score, scoresString(sc))
+		}
 	}
 	limit := q.Limit
 	if limit <= 0 {
@@ -147,6 +179,16 @@ func MustSearch(tb testing.TB, ix knowledge.Index, q knowledge.Query) []engine.P
 		}
 	}
 	return got
+}
+
+func scoresString(s engine.Scores) string {
+	f := func(p *float64) string {
+		if p == nil {
+			return "nil"
+		}
+		return fmt.Sprint(*p)
+	}
+	return fmt.Sprintf("{lexical %s, vector %s, fused %s, rerank %s}", f(s.Lexical), f(s.Vector), f(s.Fused), f(s.Rerank))
 }
 
 // MustDocuments lists indexed documents or fails the test.

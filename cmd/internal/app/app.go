@@ -17,6 +17,8 @@ import (
 	"github.com/convosphere/convosphere/engine"
 	"github.com/convosphere/convosphere/knowledge"
 	"github.com/convosphere/convosphere/knowledge/embedded"
+	"github.com/convosphere/convosphere/knowledge/extract"
+	"github.com/convosphere/convosphere/knowledge/rerank"
 	"github.com/convosphere/convosphere/llm/extractive"
 	"github.com/convosphere/convosphere/llm/openai"
 	"github.com/convosphere/convosphere/store/postgres"
@@ -86,11 +88,28 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, 
 	if a.Index, err = embedded.Open(ctx, embedded.Config{Path: filepath.Join(cfg.DataDir, "index.db")}); err != nil {
 		return nil, fmt.Errorf("open the knowledge index in data_dir %s: %w", cfg.DataDir, err)
 	}
-	if a.Knowledge, err = knowledge.New(knowledge.Config{}, knowledge.Deps{Store: a.Store, Index: a.Index, Logger: logger}); err != nil {
-		return nil, fmt.Errorf("knowledge: %w", err)
-	}
 	if a.Model, err = NewModel(cfg.LLM, logger); err != nil {
 		return nil, err
+	}
+	deps := knowledge.Deps{Store: a.Store, Index: a.Index, Logger: logger}
+	if e, ok := a.Model.(engine.Embedder); ok && cfg.LLM.EmbeddingModel != "" {
+		deps.Embedder = e
+		logger.Info("hybrid search on", "embedding_model", cfg.LLM.EmbeddingModel)
+	}
+	if cfg.Rerank.URL != "" {
+		rr, err := rerank.New(rerank.Config{URL: cfg.Rerank.URL, APIKey: cfg.Rerank.APIKey, Model: cfg.Rerank.Model}, rerank.Deps{Logger: logger})
+		if err != nil {
+			return nil, fmt.Errorf("rerank (rerank.*): %w", err)
+		}
+		deps.Reranker = rr
+	}
+	k := cfg.Knowledge
+	a.Knowledge, err = knowledge.New(knowledge.Config{
+		ChunkSize: k.ChunkSize, ChunkOverlap: k.ChunkOverlap, MaxFileBytes: k.MaxFileBytes,
+		Extract: extract.Config{MaxPages: k.MaxPages, Timeout: k.ExtractTimeout},
+	}, deps)
+	if err != nil {
+		return nil, fmt.Errorf("knowledge: %w", err)
 	}
 	a.Engine, err = engine.New(engine.Config{
 		MaxMessageBytes: cfg.Engine.MaxMessageBytes,
