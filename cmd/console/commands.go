@@ -174,15 +174,17 @@ func CreateToken(ctx context.Context, users engine.UserStore, userName, label st
 
 func (c *cli) knowledge(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: knowledge needs a subcommand: ingest or search", errUsage)
+		return fmt.Errorf("%w: knowledge needs a subcommand: ingest, search or reindex", errUsage)
 	}
 	switch args[0] {
 	case "ingest":
 		return c.knowledgeIngest(ctx, args[1:])
 	case "search":
 		return c.knowledgeSearch(ctx, args[1:])
+	case "reindex":
+		return c.knowledgeReindex(ctx, args[1:])
 	}
-	return fmt.Errorf("%w: unknown knowledge subcommand %q: use ingest or search", errUsage, args[0])
+	return fmt.Errorf("%w: unknown knowledge subcommand %q: use ingest, search or reindex", errUsage, args[0])
 }
 
 // kbFlag checks the --kb flag of the knowledge commands.
@@ -215,6 +217,37 @@ func (c *cli) knowledgeIngest(ctx context.Context, args []string) error {
 	}
 	defer a.Close()
 	return c.ingest(ctx, a, *kb, fs.Args())
+}
+
+// knowledgeReindex chunks, embeds and indexes a knowledge base again from
+// its stored originals (after changing knowledge.chunk_size or the
+// embedding model), with no re-upload.
+func (c *cli) knowledgeReindex(ctx context.Context, args []string) error {
+	fs := c.flags("knowledge reindex")
+	kb := fs.String("kb", "", "knowledge base name (required)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := kbFlag("reindex", *kb); err != nil {
+		return err
+	}
+	a, err := app.Open(ctx, c.cfg, app.NewLogger(c.cfg.Log, c.stderr))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	start := time.Now()
+	report, err := a.Knowledge.Reindex(ctx, *kb)
+	if err != nil {
+		return fmt.Errorf("reindex %s: %w", *kb, err)
+	}
+	var sum ingestSummary
+	sum.add(report)
+	c.printIngestSummary(*kb, sum, time.Since(start))
+	if sum.failed > 0 {
+		return fmt.Errorf("%d documents failed to reindex (reasons above); the others were reindexed", sum.failed)
+	}
+	return nil
 }
 
 func (c *cli) knowledgeSearch(ctx context.Context, args []string) error {

@@ -605,3 +605,44 @@ func TestReadLine(t *testing.T) {
 		})
 	}
 }
+
+// TestKnowledgeReindex re-chunks stored originals after a chunk size change,
+// with no re-upload.
+func TestKnowledgeReindex(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("CONVOSPHERE_CONFIG", "")
+	t.Setenv("CONVOSPHERE_DATA_DIR", dir)
+	ctx := context.Background()
+	exec := func(args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := run(ctx, args, strings.NewReader(""), &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+	if code, out, errOut := exec("knowledge", "ingest", "--kb", "docs", filepath.Join("..", "..", "docs", "configuration.md")); code != 0 {
+		t.Fatalf("ingest: %d %s %s", code, out, errOut)
+	}
+	chunksOf := func(out string) string {
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(line, "chunks: ") {
+				return line
+			}
+		}
+		return ""
+	}
+	t.Setenv("CONVOSPHERE_KNOWLEDGE_CHUNK_SIZE", "400")
+	t.Setenv("CONVOSPHERE_KNOWLEDGE_CHUNK_OVERLAP", "50")
+	code, out, errOut := exec("knowledge", "reindex", "--kb", "docs")
+	if code != 0 || !strings.Contains(out, "documents: 1 indexed") {
+		t.Fatalf("reindex: %d %s %s", code, out, errOut)
+	}
+	smaller := chunksOf(out)
+	t.Setenv("CONVOSPHERE_KNOWLEDGE_CHUNK_SIZE", "2400")
+	t.Setenv("CONVOSPHERE_KNOWLEDGE_CHUNK_OVERLAP", "100")
+	_, out, _ = exec("knowledge", "reindex", "--kb", "docs")
+	if larger := chunksOf(out); smaller == "" || larger == "" || smaller == larger {
+		t.Errorf("chunk counts did not follow knowledge.chunk_size: %q then %q", smaller, larger)
+	}
+	if code, _, errOut := exec("knowledge", "reindex", "--kb", "nope"); code == 0 || !strings.Contains(errOut, "nope") {
+		t.Errorf("reindex of a missing knowledge base: %d %s", code, errOut)
+	}
+}

@@ -24,12 +24,13 @@ Commands:
   user create --name NAME [--role admin|editor|viewer] [--password-stdin]
   user list
   token create --user NAME [--name LABEL] create an API token; prints it on the last line
-  knowledge ingest --kb NAME PATH...     ingest files or directories (Markdown, text); creates the KB
+  knowledge ingest --kb NAME PATH...     ingest files or directories (Markdown, text, HTML, PDF, DOCX); creates the KB
   knowledge search --kb NAME [-k N] QUERY
                                          search a knowledge base (-k passages, default 10)
   knowledge search --kb NAME [-k N] --jsonl
                                          search for each JSON line {"query": "..."} on stdin,
                                          writing one JSON line of results per query
+  knowledge reindex --kb NAME            chunk and embed again from the stored originals
   config show                            print the effective configuration, secrets redacted
   version                                print the version
 
