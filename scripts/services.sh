@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Starts (or stops) the real servers the tests use, on loopback, under .cache/services.
+# Starts (or stops) the real servers the tests use, on loopback, under .cache/services:
+# PostgreSQL and Weaviate (scripts/weaviate.sh; built on first use, about 5 minutes).
 #   scripts/services.sh start   -> prints `export VAR=...` lines for the test environment
 #   scripts/services.sh stop
 # PostgreSQL runs as a private cluster owned by the postgres user (it refuses to run as root).
@@ -15,8 +16,9 @@ log() { echo "services: $*" >&2; }
 # listening PORT: is something accepting connections on 127.0.0.1:PORT?
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# choose_port: the port this checkout's cluster uses; a free one from 55432 up
-# the first time (another checkout's cluster may hold 55432), then the same.
+# choose_port: the port this checkout's cluster uses; a free one from 25432 up
+# (below the ephemeral range 32768-60999, which outgoing connections use)
+# the first time (another checkout's cluster may hold 25432), then the same.
 choose_port() {
 	local file=$state/postgres.port
 	if [ -n "$pg_port" ]; then
@@ -26,13 +28,13 @@ choose_port() {
 		pg_port=$(cat "$file")
 		return
 	fi
-	for p in $(seq 55432 55531); do
+	for p in $(seq 25432 25531); do
 		if ! listening "$p"; then
 			pg_port=$p
 			break
 		fi
 	done
-	[ -n "$pg_port" ] || { log "no free port in 55432-55531 for PostgreSQL"; exit 1; }
+	[ -n "$pg_port" ] || { log "no free port in 25432-25531 for PostgreSQL"; exit 1; }
 	mkdir -p "$state"
 	echo "$pg_port" >"$file"
 }
@@ -80,7 +82,13 @@ stop_postgres() {
 }
 
 case "${1:-start}" in
-start) start_postgres ;;
-stop) stop_postgres ;;
+start)
+	start_postgres
+	"$root/scripts/weaviate.sh" start
+	;;
+stop)
+	stop_postgres
+	"$root/scripts/weaviate.sh" stop
+	;;
 *) echo "usage: $0 start|stop" >&2; exit 2 ;;
 esac

@@ -71,7 +71,9 @@ ports_free() {
 
 # choose_ports sets http grpc gossip data raft raft_rpc: six consecutive
 # ports, the same ones as last time when they are still free, else the first
-# free block from 58080 up (another checkout's server may hold 58080).
+# free block from 28080 up (another checkout's server may hold 28080). The
+# ports stay below Linux's ephemeral range (32768-60999), where outgoing
+# connections could hold a port we want to listen on.
 choose_ports() {
 	local base=""
 	if [ -n "${CONVOSPHERE_WEAVIATE_PORT:-}" ]; then
@@ -81,13 +83,13 @@ choose_ports() {
 	elif [ -s "$portfile" ] && ports_free $(seq "$(cat "$portfile")" $(($(cat "$portfile") + 5))); then
 		base=$(cat "$portfile")
 	else
-		for b in $(seq 58080 10 58990); do
+		for b in $(seq 28080 10 28990); do
 			if ports_free $(seq "$b" $((b + 5))); then
 				base=$b
 				break
 			fi
 		done
-		[ -n "$base" ] || { log "no six free ports in 58080-58995 for Weaviate: set CONVOSPHERE_WEAVIATE_PORT"; exit 1; }
+		[ -n "$base" ] || { log "no six free ports in 28080-28995 for Weaviate: set CONVOSPHERE_WEAVIATE_PORT"; exit 1; }
 	fi
 	mkdir -p "$state"
 	echo "$base" >"$portfile"

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -277,5 +278,53 @@ func TestCommands(t *testing.T) {
 	t.Setenv("CONVOSPHERE_CONSOLE_ADDR", "not-an-address")
 	if code, _, errOut := exec("", "serve"); code != 2 || !strings.Contains(errOut, "console.addr") {
 		t.Fatalf("bad config: %d %s", code, errOut)
+	}
+}
+
+// TestEndToEndWeaviate runs the console on the Weaviate knowledge backend
+// (a real server: scripts/services.sh starts one) and answers from the docs.
+func TestEndToEndWeaviate(t *testing.T) {
+	url := os.Getenv("CONVOSPHERE_TEST_WEAVIATE_URL")
+	if url == "" {
+		msg := "CONVOSPHERE_TEST_WEAVIATE_URL is not set: run `eval \"$(scripts/services.sh start)\"`"
+		if os.Getenv("CONVOSPHERE_REQUIRE_SERVERS") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	collection := "ConvoSphereE2E" + strings.ReplaceAll(engine.NewID()[10:], "-", "")
+	m := MustRunMain(t, func(c *config.Config) {
+		c.Weaviate.URL = url
+		c.Weaviate.Collection = collection
+	})
+	t.Cleanup(func() {
+		req, _ := http.NewRequest(http.MethodDelete, url+"/v1/schema/"+collection, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	})
+	if got := m.App.Index.Name(); got != "weaviate" {
+		t.Fatalf("index backend = %s, want weaviate", got)
+	}
+	token := mustToken(t, m)
+	resp := postChat(t, m, token, "", `{"message": "How do I connect Slack?"}`)
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		t.Fatalf("chat: %s %s", resp.Status, body)
+	}
+	c := decodeChat(t, resp.Body)
+	var cited bool
+	for _, cit := range c.Citations {
+		cited = cited || cit.Document == "slack.md"
+	}
+	if !cited {
+		t.Fatalf("want slack.md cited, got %+v", c.Citations)
+	}
+	tr, err := m.App.Store.TraceByID(context.Background(), c.TraceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Retrieval == nil || tr.Retrieval.Backend != "weaviate" {
+		t.Errorf("trace retrieval = %+v, want the weaviate backend recorded", tr.Retrieval)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/convosphere/convosphere/knowledge/embedded"
 	"github.com/convosphere/convosphere/knowledge/extract"
 	"github.com/convosphere/convosphere/knowledge/rerank"
+	"github.com/convosphere/convosphere/knowledge/weaviate"
 	"github.com/convosphere/convosphere/llm/extractive"
 	"github.com/convosphere/convosphere/llm/openai"
 	"github.com/convosphere/convosphere/store/postgres"
@@ -68,6 +69,23 @@ func OpenStore(ctx context.Context, cfg config.Config, logger *slog.Logger, migr
 	return db, nil
 }
 
+// OpenIndex opens the knowledge index: Weaviate when weaviate.url is set,
+// else the embedded index in the data directory.
+func OpenIndex(ctx context.Context, cfg config.Config, logger *slog.Logger) (knowledge.Index, error) {
+	if cfg.Weaviate.URL != "" {
+		ix, err := weaviate.Open(ctx, weaviate.Config{URL: cfg.Weaviate.URL, APIKey: cfg.Weaviate.APIKey, Collection: cfg.Weaviate.Collection, Logger: logger})
+		if err != nil {
+			return nil, fmt.Errorf("open the Weaviate knowledge index (weaviate.url): %w", err)
+		}
+		return ix, nil
+	}
+	ix, err := embedded.Open(ctx, embedded.Config{Path: filepath.Join(cfg.DataDir, "index.db")})
+	if err != nil {
+		return nil, fmt.Errorf("open the knowledge index in data_dir %s: %w", cfg.DataDir, err)
+	}
+	return ix, nil
+}
+
 // Open builds every shared component. Close releases them.
 func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, err error) {
 	a := &App{Config: cfg, Logger: logger}
@@ -82,11 +100,8 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, 
 	if cfg.Redis.URL != "" {
 		logger.Warn("redis.url is set but this version does not use Redis yet; everything runs in-process")
 	}
-	if cfg.Weaviate.URL != "" {
-		logger.Warn("weaviate.url is set but this version does not use Weaviate yet; the embedded index is used")
-	}
-	if a.Index, err = embedded.Open(ctx, embedded.Config{Path: filepath.Join(cfg.DataDir, "index.db")}); err != nil {
-		return nil, fmt.Errorf("open the knowledge index in data_dir %s: %w", cfg.DataDir, err)
+	if a.Index, err = OpenIndex(ctx, cfg, logger); err != nil {
+		return nil, err
 	}
 	if a.Model, err = NewModel(cfg.LLM, logger); err != nil {
 		return nil, err

@@ -74,6 +74,8 @@ type Redis struct {
 type Weaviate struct {
 	URL    string `mapstructure:"url" yaml:"url" secret:"url"`
 	APIKey string `mapstructure:"api_key" yaml:"api_key" secret:"true"`
+	// Collection holds every knowledge base's chunks.
+	Collection string `mapstructure:"collection" yaml:"collection"`
 }
 
 // Rerank configures an optional rerank endpoint (Cohere, Jina, TEI, vLLM: POST {url}/rerank).
@@ -129,10 +131,11 @@ type Demo struct {
 // Default returns the built-in defaults.
 func Default() Config {
 	return Config{
-		DataDir: "./data",
-		Console: Console{Addr: "127.0.0.1:8080", SessionTTL: 12 * time.Hour, MaxUploadBytes: 64 << 20},
-		Bot:     Bot{Addr: "127.0.0.1:8081", Workers: 4},
-		LLM:     LLM{APIType: "openai", Timeout: 2 * time.Minute, MaxRetries: 3},
+		DataDir:  "./data",
+		Console:  Console{Addr: "127.0.0.1:8080", SessionTTL: 12 * time.Hour, MaxUploadBytes: 64 << 20},
+		Bot:      Bot{Addr: "127.0.0.1:8081", Workers: 4},
+		LLM:      LLM{APIType: "openai", Timeout: 2 * time.Minute, MaxRetries: 3},
+		Weaviate: Weaviate{Collection: "ConvoSphereChunk"},
 		Knowledge: Knowledge{ChunkSize: 1200, ChunkOverlap: 150, MaxFileBytes: 20 << 20, MaxPages: 500,
 			ExtractTimeout: time.Minute},
 		Engine: Engine{MaxMessageBytes: 16 << 10, HistoryTokens: 4000, StallTimeout: 45 * time.Second, TurnTimeout: 3 * time.Minute},
