@@ -13,6 +13,8 @@ func TestMatchQuery(t *testing.T) {
 		{"NEAR(slack bot, 2)", `"near" OR "slack" OR "bot" OR "2"`},
 		{"slack-bot's chat:write", `"slack" OR "bot" OR "chat" OR "write"`},
 		{"don't do it", ""},
+		{"it is the one", `"one"`},
+		{"of the and", ""},
 		{"the of and", ""},
 		{"", ""},
 		{"?!()*", ""},

@@ -9,6 +9,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-openapi/strfmt"
+
+	"github.com/convosphere/convosphere/knowledge"
 )
 
 // maxTerms bounds the words of one query, so a long message stays a cheap
@@ -24,7 +26,7 @@ func queryTerms(text string) string {
 	var terms []string
 	seen := make(map[string]bool)
 	for _, w := range strings.FieldsFunc(strings.ToLower(text), isSeparator) {
-		if seen[w] || stopwords[w] {
+		if seen[w] || knowledge.IsStopword(w) {
 			continue
 		}
 		seen[w] = true
@@ -37,27 +39,6 @@ func queryTerms(text string) string {
 }
 
 func isSeparator(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsNumber(r) }
-
-// stopwords are English words that say nothing about what a question is
-// about: articles, pronouns, auxiliaries, prepositions, conjunctions, and
-// the words people wrap questions in.
-var stopwords = func() map[string]bool {
-	m := make(map[string]bool)
-	for _, w := range strings.Fields(`
-		a an the this that these those
-		i me my mine myself we us our ours you your yours he him his she her hers it its they them their theirs
-		am is are was were be been being do does did doing done have has had having
-		can could shall should will would may might must
-		what which who whom whose when where why how
-		and or but nor not no so if then than else
-		of to in on at by for with from into onto about over under up down out off
-		as too very just also there here all any each some such only own same other
-		please tell show explain know want need help thanks
-		don doesn didn isn aren wasn weren won wouldn shouldn couldn cannot s t d ll m re ve`) {
-		m[w] = true
-	}
-	return m
-}()
 
 // filterValue reports whether s can be matched exactly in a filter: the
 // client quotes filter values with Go's %q, which writes control and
