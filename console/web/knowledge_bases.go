@@ -33,6 +33,20 @@ func (s *Server) knowledgeService() (Knowledge, error) {
 	return s.deps.Knowledge, nil
 }
 
+// kbRequest reads the :kb path parameter and the knowledge service of a
+// knowledge-base route; on failure it has answered with the error.
+func (s *Server) kbRequest(c *gin.Context) (string, Knowledge, bool) {
+	name, err := kbName(c)
+	if err == nil {
+		var svc Knowledge
+		if svc, err = s.knowledgeService(); err == nil {
+			return name, svc, true
+		}
+	}
+	s.fail(c, err)
+	return "", nil, false
+}
+
 // kbName returns the :kb path parameter when it is a valid name.
 func kbName(c *gin.Context) (string, error) {
 	kb := engine.KnowledgeBase{Name: c.Param("kb")}
@@ -173,14 +187,8 @@ func (s *Server) createKnowledgeBase(c *gin.Context) {
 // bound to it keep the name and find nothing in it.
 func (s *Server) deleteKnowledgeBase(c *gin.Context) {
 	ctx := c.Request.Context()
-	name, err := kbName(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	svc, err := s.knowledgeService()
-	if err != nil {
-		s.fail(c, err)
+	name, svc, ok := s.kbRequest(c)
+	if !ok {
 		return
 	}
 	if _, err := s.knowledgeBase(ctx, name); err != nil {
@@ -244,14 +252,8 @@ func (s *Server) listDocuments(c *gin.Context) {
 // with 204: the document and all its chunks are gone.
 func (s *Server) deleteDocument(c *gin.Context) {
 	ctx := c.Request.Context()
-	name, err := kbName(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	svc, err := s.knowledgeService()
-	if err != nil {
-		s.fail(c, err)
+	name, svc, ok := s.kbRequest(c)
+	if !ok {
 		return
 	}
 	id := c.Param("id")

@@ -65,14 +65,8 @@ type searchResponse struct {
 // searchKnowledge answers POST /api/v1/knowledge-bases/{kb}/search.
 func (s *Server) searchKnowledge(c *gin.Context) {
 	ctx := c.Request.Context()
-	name, err := kbName(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	svc, err := s.knowledgeService()
-	if err != nil {
-		s.fail(c, err)
+	name, svc, ok := s.kbRequest(c)
+	if !ok {
 		return
 	}
 	raw, err := s.readJSONBody(c, int64(s.cfg.MaxMessageBytes)*2+8<<10)

@@ -57,14 +57,8 @@ type uploadedFile struct {
 // request (413, 415, 400) changes nothing.
 func (s *Server) uploadDocuments(c *gin.Context) {
 	ctx := c.Request.Context()
-	name, err := kbName(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	svc, err := s.knowledgeService()
-	if err != nil {
-		s.fail(c, err)
+	name, svc, ok := s.kbRequest(c)
+	if !ok {
 		return
 	}
 	// Large uploads take a while to read and index: lift a server-wide
