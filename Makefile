@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin
 
-.PHONY: run build test lint vet fmt bench clean services-stop
+.PHONY: run build test lint vet fmt bench bench-retrieval clean services-stop
 
 ## run: build and start console and bot on the embedded default (no servers, no API keys)
 run: build
@@ -22,9 +22,14 @@ lint:
 	@$(GO) vet ./...
 	@$(GO) test -count=1 -run 'TestImportRules' ./engine/
 
-## bench: benchmarks (see docs/benchmarks.md)
+## bench: Go micro-benchmarks of the packages
 bench:
 	@$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## bench-retrieval: the man-page retrieval evaluation and size test, written to docs/benchmarks.md
+bench-retrieval:
+	@scripts/install-deps.sh
+	@$(GO) run ./bench/retrieval -size 10k,1m -out docs/benchmarks.md
 
 ## services-stop: stop the test servers started by make test
 services-stop:

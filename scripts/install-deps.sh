@@ -14,6 +14,7 @@ command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
 command -v qpdf >/dev/null 2>&1 || need+=(qpdf)
 command -v man >/dev/null 2>&1 || need+=(man-db)
 command -v groff >/dev/null 2>&1 || need+=(groff-base)
+command -v col >/dev/null 2>&1 || need+=(bsdextrautils)
 dpkg -s manpages >/dev/null 2>&1 || need+=(manpages)
 # Debian images may exclude documentation from packages (dpkg path-exclude);
 # the benchmark needs coreutils' man pages, so reinstall it when they are missing.
