@@ -361,3 +361,20 @@ func FuzzChunker(f *testing.F) {
 		}
 	})
 }
+
+func TestMarkdownSkipsHTMLComments(t *testing.T) {
+	src := "# Guide\n\nVisible text.\n\n<!-- generated data {\"secret_marker\": 1} -->\n\n<div>shown html</div>\n\nMore text.\n"
+	p := Chunker{}.Markdown("guide.md", []byte(src))
+	var all strings.Builder
+	for _, c := range p.Chunks {
+		all.WriteString(c.Text)
+	}
+	if strings.Contains(all.String(), "secret_marker") {
+		t.Errorf("an HTML comment was indexed: %q", all.String())
+	}
+	for _, want := range []string{"Visible text.", "shown html", "More text."} {
+		if !strings.Contains(all.String(), want) {
+			t.Errorf("chunks lack %q: %q", want, all.String())
+		}
+	}
+}

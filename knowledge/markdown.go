@@ -96,6 +96,11 @@ func (c Chunker) Markdown(source string, content []byte) Parsed {
 			cur.blocks = append(cur.blocks, block{text: raw, code: true})
 		case *ast.ThematicBreak:
 			// a visual separator: nothing to search or quote
+		case *ast.HTMLBlock:
+			if n.HTMLBlockType == ast.HTMLBlockType2 {
+				continue // an HTML comment: invisible when the page is read
+			}
+			cur.blocks = append(cur.blocks, block{text: raw})
 		default:
 			cur.blocks = append(cur.blocks, block{text: raw})
 		}
