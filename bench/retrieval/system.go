@@ -40,7 +40,7 @@ type systemInfo struct {
 
 // systems are the ones -systems can name; "embedded" and "weaviate" name groups.
 var systems = []systemInfo{
-	{"embedded-lexical", "embedded", "ConvoSphere embedded index (SQLite FTS5 BM25) through knowledge.Service, lexical mode", false},
+	{"embedded-lexical", "embedded", "ConvoSphere embedded index (in-memory BM25F over a SQLite file) through knowledge.Service, lexical mode", false},
 	{"embedded-hybrid", "embedded", "ConvoSphere embedded index through knowledge.Service, hybrid mode (BM25 + vectors, RRF), hash embedder", true},
 	{"weaviate-peer-bm25", "weaviate", "Weaviate's own BM25, queried directly with weaviate-go-client on the same chunks (the baseline)", false},
 	{"weaviate-bm25", "weaviate", "ConvoSphere Weaviate backend (knowledge/weaviate) through knowledge.Service, lexical mode", false},

@@ -1,8 +1,14 @@
-// Package embedded is the knowledge index that needs no server: chunks, an
-// FTS5 full-text index (BM25 ranking, Porter stemming) and the chunks'
-// embedding vectors in a SQLite file of its own, next to the data store.
-// Several processes may open the same file (the console and the bot):
-// SQLite's write-ahead log lets readers go on while one writer writes.
+// Package embedded is the knowledge index that needs no server: chunks,
+// their analysed terms and their embedding vectors in a SQLite file of its
+// own, next to the data store. Several processes may open the same file
+// (the console and the bot): SQLite's write-ahead log lets readers go on
+// while one writer writes.
+//
+// Lexical search is BM25 over an in-memory inverted index per knowledge
+// base, built from the stored terms on the first search and kept up to date
+// from a change log (see schemaLog), scored term at a time into a dense
+// accumulator (see bm25). Postings take about 6 bytes per distinct term of
+// a chunk.
 //
 // Vector search is exact: the cosine similarity of the query with every
 // vector of the searched knowledge bases, from an in-memory copy of the
@@ -20,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -28,24 +35,15 @@ import (
 	"github.com/convosphere/convosphere/knowledge"
 )
 
-// Column weights of bm25(): a match in a heading says a little more about a
-// chunk than one in its text. The title, and the outer headings, are shared
-// by every chunk of a document, so heavy weights there would rank a
-// document's shortest chunks first whatever their text says; modest weights
-// let the text decide between chunks of one document.
-const (
-	weightTitle    = 1.0
-	weightHeadings = 1.5
-	weightText     = 1.0
-)
-
 // scoreHalf is the BM25 score that maps to 0.5: score = s / (s + scoreHalf).
 const scoreHalf = 10.0
 
 // schemaVersion is stored in PRAGMA user_version. Version 2 added the
-// vector and dims columns and the kb_versions table; version 1 files are
-// migrated in place (their chunks have no vectors: a reindex embeds them).
-const schemaVersion = 2
+// vector and dims columns and the kb_versions table; version 3 replaced
+// the FTS5 index with analysed terms and the change log. Older files are
+// migrated in place (chunks from version 1 have no vectors: a reindex
+// embeds them).
+const schemaVersion = 3
 
 // Config says where the index lives.
 type Config struct {
@@ -78,9 +76,12 @@ func (c Config) Validate() error {
 
 // Index is a knowledge.Index in a SQLite file. It is safe for concurrent use.
 type Index struct {
-	db      *sql.DB
-	path    string
-	vectors vectorCache
+	db        *sql.DB
+	path      string
+	analyzer  analyzer
+	vectors   vectorCache
+	postings  lexicalCache
+	lastPrune atomic.Int64 // Unix seconds of the last log pruning
 }
 
 var _ knowledge.Index = (*Index)(nil)
@@ -124,9 +125,13 @@ func (ix *Index) Close() error {
 	return nil
 }
 
-const schema = `
-CREATE TABLE IF NOT EXISTS chunks (
-	seq            INTEGER PRIMARY KEY,
+// schemaChunks holds the chunks, their embedding vectors and their
+// analysed fields (terms, see encodeTerms), from which each process builds
+// its in-memory inverted index. seq is AUTOINCREMENT, so a deleted chunk's
+// seq is never reused: the change log can name chunks by seq.
+const schemaChunks = `
+CREATE TABLE chunks (
+	seq            INTEGER PRIMARY KEY AUTOINCREMENT,
 	id             TEXT NOT NULL UNIQUE,
 	knowledge_base TEXT NOT NULL,
 	document_id    TEXT NOT NULL,
@@ -136,46 +141,78 @@ CREATE TABLE IF NOT EXISTS chunks (
 	heading_path   TEXT NOT NULL, -- heading path as a JSON array
 	position       INTEGER NOT NULL,
 	text           TEXT NOT NULL,
-	vector         BLOB,                      -- little-endian float32, NULL without an embedding
-	dims           INTEGER NOT NULL DEFAULT 0 -- length of vector, 0 without one
+	vector         BLOB,                       -- little-endian float32, NULL without an embedding
+	dims           INTEGER NOT NULL DEFAULT 0, -- length of vector, 0 without one
+	terms          BLOB NOT NULL,              -- analysed title, headings and text (encodeTerms)
+	version        INTEGER NOT NULL            -- the knowledge base's version that added the chunk
 );
-CREATE INDEX IF NOT EXISTS chunks_document ON chunks (knowledge_base, document_id);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5 (
-	title, headings, text,
-	content = 'chunks', content_rowid = 'seq',
-	tokenize = 'porter unicode61 remove_diacritics 2'
-);
-CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
-	INSERT INTO chunks_fts (rowid, title, headings, text) VALUES (new.seq, new.title, new.headings, new.text);
-END;
-CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
-	INSERT INTO chunks_fts (chunks_fts, rowid, title, headings, text) VALUES ('delete', old.seq, old.title, old.headings, old.text);
-END;
-CREATE TRIGGER IF NOT EXISTS chunks_au AFTER UPDATE ON chunks BEGIN
-	INSERT INTO chunks_fts (chunks_fts, rowid, title, headings, text) VALUES ('delete', old.seq, old.title, old.headings, old.text);
-	INSERT INTO chunks_fts (rowid, title, headings, text) VALUES (new.seq, new.title, new.headings, new.text);
-END;
-` + schemaVectors
-
-// schemaVectors is what version 2 added: the dims index, which finds the
-// dimensions of a knowledge base's vectors and its vectors quickly, and a
-// version per knowledge base, raised by every write, which tells each
-// process when its in-memory vectors are stale.
-const schemaVectors = `
-CREATE INDEX IF NOT EXISTS chunks_dims ON chunks (knowledge_base, dims);
-CREATE TABLE IF NOT EXISTS kb_versions (
-	knowledge_base TEXT PRIMARY KEY,
-	version        INTEGER NOT NULL
-);
+CREATE INDEX chunks_document ON chunks (knowledge_base, document_id);
+CREATE INDEX chunks_dims ON chunks (knowledge_base, dims);
+CREATE INDEX chunks_version ON chunks (knowledge_base, version);
 `
 
-// migrateV1 brings a version 1 file to version 2.
+// schemaLog is the change log. Every write raises the version of the
+// knowledge bases it changes (kb_versions), which tells each process that
+// its in-memory vectors and postings are stale. A process brings its
+// postings up to date from the chunks added since its version and the
+// chunks deleted since (chunk_log, filled by a trigger with each deleted
+// chunk's terms). Log entries older than an hour are pruned; log_floor is
+// the newest version pruned, and a process older than that loads the
+// knowledge base again.
+const schemaLog = `
+CREATE TABLE chunk_log (
+	id             INTEGER PRIMARY KEY,
+	knowledge_base TEXT NOT NULL,
+	version        INTEGER NOT NULL,
+	seq            INTEGER NOT NULL,
+	terms          BLOB NOT NULL,
+	created        INTEGER NOT NULL -- Unix seconds
+);
+CREATE INDEX chunk_log_version ON chunk_log (knowledge_base, version);
+CREATE INDEX chunk_log_created ON chunk_log (created);
+CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
+	INSERT INTO kb_versions (knowledge_base, version) VALUES (old.knowledge_base, 1)
+		ON CONFLICT (knowledge_base) DO UPDATE SET version = version + 1;
+	INSERT INTO chunk_log (knowledge_base, version, seq, terms, created)
+		SELECT old.knowledge_base, version, old.seq, old.terms, CAST(strftime('%s', 'now') AS INTEGER)
+		FROM kb_versions WHERE knowledge_base = old.knowledge_base;
+END;
+`
+
+const schema = schemaChunks + `
+CREATE TABLE kb_versions (
+	knowledge_base TEXT PRIMARY KEY,
+	version        INTEGER NOT NULL,
+	log_floor      INTEGER NOT NULL DEFAULT 0
+);
+` + schemaLog
+
+// migrateV1 brings a version 1 file to version 2: vectors.
 const migrateV1 = `
 ALTER TABLE chunks ADD COLUMN vector BLOB;
 ALTER TABLE chunks ADD COLUMN dims INTEGER NOT NULL DEFAULT 0;
-` + schemaVectors + `
+CREATE INDEX chunks_dims ON chunks (knowledge_base, dims);
+CREATE TABLE kb_versions (knowledge_base TEXT PRIMARY KEY, version INTEGER NOT NULL);
 INSERT OR IGNORE INTO kb_versions (knowledge_base, version) SELECT DISTINCT knowledge_base, 1 FROM chunks;
 `
+
+// migrateV2 brings a version 2 file to version 3: the FTS5 index gives way
+// to terms (filled in by the migration in Go) and the change log.
+const migrateV2 = `
+DROP TRIGGER IF EXISTS chunks_ai;
+DROP TRIGGER IF EXISTS chunks_ad;
+DROP TRIGGER IF EXISTS chunks_au;
+DROP TABLE IF EXISTS chunks_fts;
+DROP INDEX IF EXISTS chunks_document;
+DROP INDEX IF EXISTS chunks_dims;
+ALTER TABLE chunks RENAME TO chunks_v2;
+` + schemaChunks + `
+INSERT INTO chunks (seq, id, knowledge_base, document_id, document, title, headings, heading_path, position, text, vector, dims, terms, version)
+	SELECT seq, id, knowledge_base, document_id, document, title, headings, heading_path, position, text, vector, dims, x'', 0 FROM chunks_v2;
+DROP TABLE chunks_v2;
+ALTER TABLE kb_versions ADD COLUMN log_floor INTEGER NOT NULL DEFAULT 0;
+UPDATE kb_versions SET version = version + 1;
+` + schemaLog
 
 // migrate creates the schema in a new file, migrates an older file and
 // refuses a file written by a newer version.
@@ -189,17 +226,28 @@ func (ix *Index) migrate(ctx context.Context) error {
 	if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
 		return fmt.Errorf("open knowledge index %s: %w", ix.path, err)
 	}
-	steps := schema
+	var steps []string
 	switch {
 	case version == schemaVersion:
 		return nil
 	case version > schemaVersion:
 		return engine.Errorf(engine.EINVALID, "knowledge index %s was written by a newer ConvoSphere (schema %d): upgrade, or delete the file and reindex", ix.path, version)
+	case version == 0:
+		steps = []string{schema}
 	case version == 1:
-		steps = migrateV1
+		steps = []string{migrateV1, migrateV2}
+	case version == 2:
+		steps = []string{migrateV2}
 	}
-	if _, err := tx.ExecContext(ctx, steps); err != nil {
-		return fmt.Errorf("migrate knowledge index %s from schema %d: %w", ix.path, version, err)
+	for _, step := range steps {
+		if _, err := tx.ExecContext(ctx, step); err != nil {
+			return fmt.Errorf("migrate knowledge index %s from schema %d: %w", ix.path, version, err)
+		}
+	}
+	if version > 0 {
+		if err := ix.analyzeAll(ctx, tx); err != nil {
+			return fmt.Errorf("migrate knowledge index %s from schema %d: %w", ix.path, version, err)
+		}
 	}
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
 		return fmt.Errorf("migrate knowledge index %s: %w", ix.path, err)
@@ -210,12 +258,77 @@ func (ix *Index) migrate(ctx context.Context) error {
 	return nil
 }
 
-// bumpVersion marks the in-memory vectors of a knowledge base stale in
-// every process.
-func bumpVersion(ctx context.Context, tx *sql.Tx, knowledgeBase string) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO kb_versions (knowledge_base, version) VALUES (?, 1)
-		ON CONFLICT (knowledge_base) DO UPDATE SET version = version + 1`, knowledgeBase)
-	return err
+// analyzeAll fills in the terms of chunks migrated from an older schema.
+func (ix *Index) analyzeAll(ctx context.Context, tx *sql.Tx) error {
+	type row struct {
+		seq                   int64
+		title, headings, text string
+	}
+	update, err := tx.PrepareContext(ctx, `UPDATE chunks SET terms = ? WHERE seq = ?`)
+	if err != nil {
+		return err
+	}
+	defer update.Close()
+	for {
+		rows, err := tx.QueryContext(ctx, `SELECT seq, title, headings, text FROM chunks WHERE length(terms) = 0 ORDER BY seq LIMIT 1000`)
+		if err != nil {
+			return err
+		}
+		var batch []row
+		for rows.Next() {
+			var r row
+			if err := rows.Scan(&r.seq, &r.title, &r.headings, &r.text); err != nil {
+				rows.Close()
+				return err
+			}
+			batch = append(batch, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		for _, r := range batch {
+			if _, err := update.ExecContext(ctx, encodeTerms(ix.analyzer.analyzeChunk(r.title, r.headings, r.text)), r.seq); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// bumpVersion raises the version of a knowledge base, which marks its
+// in-memory vectors and postings stale in every process, and returns it.
+func bumpVersion(ctx context.Context, tx *sql.Tx, knowledgeBase string) (int64, error) {
+	var v int64
+	err := tx.QueryRowContext(ctx, `INSERT INTO kb_versions (knowledge_base, version) VALUES (?, 1)
+		ON CONFLICT (knowledge_base) DO UPDATE SET version = version + 1 RETURNING version`, knowledgeBase).Scan(&v)
+	return v, err
+}
+
+// logRetention is how long the change log keeps a deleted chunk.
+const logRetention = time.Hour
+
+// pruneLog deletes the change log's entries older than logRetention, at
+// most once a minute per process, raising each knowledge base's log_floor
+// to the newest version pruned.
+func (ix *Index) pruneLog(ctx context.Context, tx *sql.Tx) error {
+	now := time.Now().Unix()
+	last := ix.lastPrune.Load()
+	if now-last < 60 || !ix.lastPrune.CompareAndSwap(last, now) {
+		return nil
+	}
+	cutoff := now - int64(logRetention/time.Second)
+	if _, err := tx.ExecContext(ctx, `UPDATE kb_versions SET log_floor = max(log_floor,
+			(SELECT MAX(version) FROM chunk_log l WHERE l.knowledge_base = kb_versions.knowledge_base AND l.created < ?))
+		WHERE knowledge_base IN (SELECT knowledge_base FROM chunk_log WHERE created < ?)`, cutoff, cutoff); err != nil {
+		return fmt.Errorf("prune change log: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM chunk_log WHERE created < ?`, cutoff); err != nil {
+		return fmt.Errorf("prune change log: %w", err)
+	}
+	return nil
 }
 
 // Upsert replaces the chunks of the documents in chunks, in one transaction.
@@ -244,14 +357,17 @@ func (ix *Index) Upsert(ctx context.Context, chunks []knowledge.Chunk) error {
 		return err
 	}
 
+	terms := make([][]byte, len(chunks))
+	for i, c := range chunks {
+		terms[i] = encodeTerms(ix.analyzer.analyzeChunk(c.Title, strings.Join(c.HeadingPath, "\n"), c.Text))
+	}
+
 	tx, err := ix.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("upsert chunks: %w", err)
 	}
 	defer tx.Rollback()
-	kbs := make(map[string]bool)
 	for d := range docs {
-		kbs[d.kb] = true
 		if _, err := tx.ExecContext(ctx, `DELETE FROM chunks WHERE knowledge_base = ? AND document_id = ?`, d.kb, d.doc); err != nil {
 			return fmt.Errorf("upsert chunks: delete old: %w", err)
 		}
@@ -265,20 +381,34 @@ func (ix *Index) Upsert(ctx context.Context, chunks []knowledge.Chunk) error {
 			return knowledge.DimensionsError(kb, int(have.Int64), d)
 		}
 	}
+	// The new chunks carry their knowledge base's next version: every
+	// process that has not seen it yet reads them.
+	versions := make(map[string]int64)
+	for d := range docs {
+		if _, ok := versions[d.kb]; ok {
+			continue
+		}
+		v, err := bumpVersion(ctx, tx, d.kb)
+		if err != nil {
+			return fmt.Errorf("upsert chunks: %w", err)
+		}
+		versions[d.kb] = v
+	}
+	// An id reused from another document moves the chunk: the delete
+	// logs it against its old knowledge base.
 	del, err := tx.PrepareContext(ctx, `DELETE FROM chunks WHERE id = ?`)
 	if err != nil {
 		return fmt.Errorf("upsert chunks: %w", err)
 	}
 	defer del.Close()
 	ins, err := tx.PrepareContext(ctx, `INSERT INTO chunks
-		(id, knowledge_base, document_id, document, title, headings, heading_path, position, text, vector, dims)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		(id, knowledge_base, document_id, document, title, headings, heading_path, position, text, vector, dims, terms, version)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return fmt.Errorf("upsert chunks: %w", err)
 	}
 	defer ins.Close()
-	moved := false
-	for _, c := range chunks {
+	for i, c := range chunks {
 		path := c.HeadingPath
 		if path == nil {
 			path = []string{}
@@ -287,34 +417,21 @@ func (ix *Index) Upsert(ctx context.Context, chunks []knowledge.Chunk) error {
 		if err != nil {
 			return fmt.Errorf("upsert chunks: %w", err)
 		}
-		// An id reused from another document moves the chunk.
-		res, err := del.ExecContext(ctx, c.ID)
-		if err != nil {
+		if _, err := del.ExecContext(ctx, c.ID); err != nil {
 			return fmt.Errorf("upsert chunks: %w", err)
-		}
-		if n, err := res.RowsAffected(); err == nil && n > 0 {
-			moved = true
 		}
 		var vector []byte
 		if len(c.Vector) > 0 {
 			vector = encodeVector(c.Vector)
 		}
 		if _, err := ins.ExecContext(ctx, c.ID, c.KnowledgeBase, c.DocumentID, c.Document, c.Title,
-			strings.Join(c.HeadingPath, "\n"), string(pathJSON), c.Position, c.Text, vector, len(c.Vector)); err != nil {
+			strings.Join(c.HeadingPath, "\n"), string(pathJSON), c.Position, c.Text, vector, len(c.Vector),
+			terms[i], versions[c.KnowledgeBase]); err != nil {
 			return fmt.Errorf("upsert chunks: insert %s: %w", c.ID, err)
 		}
 	}
-	if moved {
-		// The moved chunk may have left another knowledge base: rare
-		// enough to mark every knowledge base stale.
-		if _, err := tx.ExecContext(ctx, `UPDATE kb_versions SET version = version + 1`); err != nil {
-			return fmt.Errorf("upsert chunks: %w", err)
-		}
-	}
-	for kb := range kbs {
-		if err := bumpVersion(ctx, tx, kb); err != nil {
-			return fmt.Errorf("upsert chunks: %w", err)
-		}
+	if err := ix.pruneLog(ctx, tx); err != nil {
+		return fmt.Errorf("upsert chunks: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("upsert chunks: %w", err)
@@ -324,32 +441,40 @@ func (ix *Index) Upsert(ctx context.Context, chunks []knowledge.Chunk) error {
 
 // DeleteDocument removes all chunks of a document.
 func (ix *Index) DeleteDocument(ctx context.Context, knowledgeBase, documentID string) error {
-	return ix.deleteWhere(ctx, "delete document chunks", knowledgeBase,
-		`DELETE FROM chunks WHERE knowledge_base = ? AND document_id = ?`, knowledgeBase, documentID)
+	return ix.inTx(ctx, "delete document chunks", func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM chunks WHERE knowledge_base = ? AND document_id = ?`, knowledgeBase, documentID)
+		return err
+	})
 }
 
-// DeleteKnowledgeBase removes all chunks of a knowledge base.
+// DeleteKnowledgeBase removes all chunks of a knowledge base. Its change
+// log goes too: every process loads the (now empty) knowledge base again.
 func (ix *Index) DeleteKnowledgeBase(ctx context.Context, knowledgeBase string) error {
-	return ix.deleteWhere(ctx, "delete knowledge base chunks", knowledgeBase,
-		`DELETE FROM chunks WHERE knowledge_base = ?`, knowledgeBase)
+	return ix.inTx(ctx, "delete knowledge base chunks", func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM chunks WHERE knowledge_base = ?`, knowledgeBase); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM chunk_log WHERE knowledge_base = ?`, knowledgeBase); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE kb_versions SET log_floor = version WHERE knowledge_base = ?`, knowledgeBase)
+		return err
+	})
 }
 
-// deleteWhere runs a delete from the chunks of knowledgeBase and marks its
-// vectors stale, in one transaction.
-func (ix *Index) deleteWhere(ctx context.Context, op, knowledgeBase, query string, args ...any) error {
+// inTx runs fn and prunes the change log in one transaction. The delete
+// trigger raises the versions of the knowledge bases it deletes from.
+func (ix *Index) inTx(ctx context.Context, op string, fn func(*sql.Tx) error) error {
 	tx, err := ix.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, query, args...)
-	if err != nil {
+	if err := fn(tx); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	if n, err := res.RowsAffected(); err != nil || n > 0 {
-		if err := bumpVersion(ctx, tx, knowledgeBase); err != nil {
-			return fmt.Errorf("%s: %w", op, err)
-		}
+	if err := ix.pruneLog(ctx, tx); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("%s: %w", op, err)

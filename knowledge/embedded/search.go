@@ -14,9 +14,9 @@ import (
 
 // Search implements knowledge.Index.
 //
-// Lexical mode ranks chunks by BM25 over the title, headings and text
-// columns; the score is s / (s + 10) where s is the BM25 score (SQLite's
-// bm25() negated): in (0, 1), 0.5 for s = 10. BM25 weighs rare terms more,
+// Lexical mode ranks chunks by BM25 over their title, headings and text
+// (see bm25); the score is s / (s + 10) where s is the BM25 score: in
+// (0, 1), 0.5 for s = 10. BM25 weighs rare terms more,
 // so in a tiny index, where every term is common, scores are close to 0.
 //
 // Vector mode ranks the chunks that have a vector by cosine similarity
@@ -62,59 +62,34 @@ func (ix *Index) Search(ctx context.Context, q knowledge.Query) ([]engine.Passag
 // q.MinScore, all their fields when full is set, else their id and score.
 func (ix *Index) lexical(ctx context.Context, q knowledge.Query, n int, full bool) ([]engine.Passage, error) {
 	passages := []engine.Passage{}
-	match := matchQuery(q.Text)
-	if match == "" {
+	terms := ix.analyzer.queryTerms(q.Text)
+	if len(terms) == 0 {
 		return passages, nil
 	}
-	columns := `c.id`
-	if full {
-		columns = `c.id, c.knowledge_base, c.document_id, c.document, c.title, c.heading_path, c.position, c.text`
-	}
-	query := fmt.Sprintf(`SELECT %s, bm25(chunks_fts, %g, %g, %g) AS rank
-		FROM chunks_fts JOIN chunks c ON c.seq = chunks_fts.rowid
-		WHERE chunks_fts MATCH ?`, columns, weightTitle, weightHeadings, weightText)
-	args := []any{match}
-	if len(q.KnowledgeBases) > 0 {
-		query += ` AND c.knowledge_base IN (?` + strings.Repeat(`, ?`, len(q.KnowledgeBases)-1) + `)`
-		for _, kb := range q.KnowledgeBases {
-			args = append(args, kb)
-		}
-	}
-	query += ` ORDER BY rank, c.seq LIMIT ?`
-	args = append(args, n)
-
-	rows, err := ix.db.QueryContext(ctx, query, args...)
+	states, err := ix.kbStates(ctx, q.KnowledgeBases)
 	if err != nil {
-		return nil, searchError(err)
+		return nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			p        engine.Passage
-			pathJSON string
-			rank     float64
-		)
-		dest := []any{&p.ID, &rank}
-		if full {
-			dest = []any{&p.ID, &p.KnowledgeBase, &p.DocumentID, &p.Document, &p.Title, &pathJSON, &p.Position, &p.Text, &rank}
-		}
-		if err := rows.Scan(dest...); err != nil {
-			return nil, searchError(err)
-		}
-		if full {
-			if p.HeadingPath, err = headingPath(p.ID, pathJSON); err != nil {
-				return nil, err
-			}
-		}
-		p.Score = score(rank)
+	slots, release, err := ix.lexicalSlots(ctx, states)
+	if err != nil {
+		return nil, err
+	}
+	indexes := make([]*kbLexical, len(slots))
+	for i, s := range slots {
+		indexes[i] = s.data
+	}
+	hits := bm25(indexes, terms, n)
+	release()
+	for _, h := range hits {
+		p := engine.Passage{ID: h.id, Score: score(h.score)}
 		if p.Score < q.MinScore {
-			break // rows come best first
+			break // hits come best first
 		}
 		p.Scores.Lexical = ptr(p.Score)
 		passages = append(passages, p)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, searchError(err)
+	if full {
+		return ix.fill(ctx, passages)
 	}
 	return passages, nil
 }
@@ -205,13 +180,10 @@ func searchError(err error) error {
 	return fmt.Errorf("search knowledge index: %w", err)
 }
 
-// score turns SQLite's bm25() (lower is better, negative) into a score in
-// (0, 1), higher is better.
-func score(rank float64) float64 {
-	s := -rank
+// score turns a BM25 score (above 0, unbounded) into a score in (0, 1).
+func score(s float64) float64 {
 	if s <= 0 {
-		// bm25() is negative for every match; keep a match above zero.
-		return 1e-9
+		return 1e-9 // a match stays above zero
 	}
 	return s / (s + scoreHalf)
 }
