@@ -428,3 +428,19 @@ func bm25(indexes []*kbLexical, terms []string, n int) []lexicalHit {
 	sortHits(hits)
 	return hits
 }
+
+// Warm loads the postings of every knowledge base into memory, so that the
+// first question after a start does not wait for it (a million chunks take
+// tens of seconds to load). Searches may run meanwhile.
+func (ix *Index) Warm(ctx context.Context) error {
+	states, err := ix.kbStates(ctx, nil)
+	if err != nil {
+		return err
+	}
+	for _, st := range states {
+		if err := ix.refresh(ctx, ix.postings.slot(st.kb), st); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -136,3 +136,22 @@ func TestCompaction(t *testing.T) {
 		t.Errorf("Search(token) found %d chunks, want the 300 left", len(got))
 	}
 }
+
+// TestWarm loads every knowledge base ahead of the first search.
+func TestWarm(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "index.db")
+	if err := MustOpenPath(t, path).Warm(context.Background()); err != nil {
+		t.Fatalf("Warm on an empty index: %v", err)
+	}
+	indextest.MustUpsert(t, MustOpenPath(t, path), []knowledge.Chunk{chunk("docs", "d1", 0, "Token scopes."), chunk("ops", "d2", 0, "Backups.")})
+	warm := MustOpenPath(t, path)
+	if err := warm.Warm(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mustSame(t, "warmed", warm, path)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := MustOpenPath(t, path).Warm(ctx); err == nil {
+		t.Error("Warm with a canceled context succeeded")
+	}
+}
