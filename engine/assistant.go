@@ -84,6 +84,40 @@ func (a *Assistant) Validate() error {
 	return nil
 }
 
+// TriggerFor returns the trigger policy of a channel: the trigger of the
+// binding that ResolveAssistant would route the channel by (exact channel,
+// else every DM or every channel), DefaultTrigger when the binding has none
+// or no binding matches. Direct messages are always answered, whatever it
+// says.
+func TriggerFor(all []*Assistant, ch Channel) Trigger {
+	sorted := append([]*Assistant(nil), all...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	find := func(channelID string) (Trigger, bool) {
+		for _, a := range sorted {
+			for _, b := range a.Bindings {
+				if b.Platform == ch.Platform && b.ChannelID == channelID {
+					if b.Trigger == "" {
+						return DefaultTrigger, true
+					}
+					return b.Trigger, true
+				}
+			}
+		}
+		return "", false
+	}
+	if t, ok := find(ch.ID); ok {
+		return t
+	}
+	wildcard := ChannelAnywhere
+	if ch.DM {
+		wildcard = ChannelAnyDM
+	}
+	if t, ok := find(wildcard); ok {
+		return t
+	}
+	return DefaultTrigger
+}
+
 // ResolveAssistant picks the assistant for a message: the one named
 // explicitly, else the one bound to the exact channel, else the one bound to
 // every DM (for a DM) or to every channel of the platform, else the default

@@ -47,8 +47,17 @@ func (t Thread) Key() string {
 
 // ChatUser is a person as a chat platform names them.
 type ChatUser struct {
-	ID   string `json:"id"`
-	Name string `json:"name,omitempty"`
+	ID    string `json:"id"`
+	Name  string `json:"name,omitempty"`
+	Email string `json:"email,omitempty"` // where the platform shares it
+}
+
+// ThreadLine is an earlier message of the thread a question was asked in,
+// written by someone else or before the assistant joined: context the
+// question may refer to ("summarize this thread").
+type ThreadLine struct {
+	User string `json:"user"` // display name
+	Text string `json:"text"`
 }
 
 // Message is one inbound message addressed to the assistant, whatever the
@@ -65,6 +74,9 @@ type Message struct {
 	// ConversationID optionally continues an existing conversation
 	// (the console's API); platform messages are keyed by Thread instead.
 	ConversationID string `json:"conversation_id,omitempty"`
+	// ThreadContext holds the thread's earlier messages when the assistant
+	// was called into a thread it was not part of, oldest first.
+	ThreadContext []ThreadLine `json:"thread_context,omitempty"`
 }
 
 // DefaultMaxMessageBytes is the default limit on an inbound message's size.

@@ -293,3 +293,45 @@ func TestSecrets(t *testing.T) {
 		t.Errorf("NewID is not time-sortable: %q then %q", a, c)
 	}
 }
+
+func TestTriggerFor(t *testing.T) {
+	all := []*Assistant{
+		{Name: "b", Bindings: []Binding{{Platform: PlatformSlack, ChannelID: "C1", Trigger: TriggerAll}}},
+		{Name: "a", Bindings: []Binding{
+			{Platform: PlatformSlack, ChannelID: "C1", Trigger: TriggerMention},
+			{Platform: PlatformSlack, ChannelID: ChannelAnywhere, Trigger: TriggerAll},
+			{Platform: PlatformSlack, ChannelID: ChannelAnyDM, Trigger: TriggerMention},
+			{Platform: PlatformDiscord, ChannelID: "C2"},
+		}},
+	}
+	tests := []struct {
+		name string
+		ch   Channel
+		want Trigger
+	}{
+		{"exact binding, first assistant by name", Channel{Platform: PlatformSlack, ID: "C1"}, TriggerMention},
+		{"every channel", Channel{Platform: PlatformSlack, ID: "C9"}, TriggerAll},
+		{"every DM", Channel{Platform: PlatformSlack, ID: "D1", DM: true}, TriggerMention},
+		{"binding without a trigger", Channel{Platform: PlatformDiscord, ID: "C2"}, DefaultTrigger},
+		{"no binding", Channel{Platform: PlatformMattermost, ID: "C1"}, DefaultTrigger},
+	}
+	for _, tt := range tests {
+		if got := TriggerFor(all, tt.ch); got != tt.want {
+			t.Errorf("%s: TriggerFor = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestSystemPromptThreadContext(t *testing.T) {
+	got, err := renderSystemPrompt(&Assistant{SystemPrompt: "Be brief."}, nil, []ThreadLine{{User: "Ada", Text: "Deploy failed."}, {User: "Bob", Text: "Raise the limit."}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(got, "Be brief.") || !strings.Contains(got, "Ada: Deploy failed.\nBob: Raise the limit.") {
+		t.Errorf("system prompt:\n%s", got)
+	}
+	plain, err := renderSystemPrompt(&Assistant{SystemPrompt: "Be brief."}, nil, nil)
+	if err != nil || plain != "Be brief." {
+		t.Errorf("without context: %q, %v", plain, err)
+	}
+}

@@ -107,6 +107,15 @@ type turn struct {
 	passages  []Passage
 }
 
+// status shows what the assistant is doing, when the replier can.
+func (e *Engine) status(ctx context.Context, t *turn, status string) {
+	if s, ok := t.replier.(StatusReporter); ok {
+		if err := s.Status(ctx, status); err != nil {
+			e.log.WarnContext(ctx, "show status", "trace_id", t.trace.ID, "error", err)
+		}
+	}
+}
+
 // Handle answers msg through r: it resolves the assistant, loads the thread's
 // conversation, retrieves passages, streams the model's answer and records a
 // trace. r.Finish is called exactly once, with the answer or with a notice
@@ -230,11 +239,7 @@ func (e *Engine) retrieve(ctx context.Context, t *turn) {
 	if len(a.KnowledgeBases) == 0 || e.deps.Retriever == nil {
 		return
 	}
-	if s, ok := t.replier.(StatusReporter); ok {
-		if err := s.Status(ctx, "Searching the knowledge base…"); err != nil {
-			e.log.WarnContext(ctx, "show status", "trace_id", t.trace.ID, "error", err)
-		}
-	}
+	e.status(ctx, t, "Searching the knowledge base…")
 	settings := a.Retrieval
 	if settings.Limit == 0 {
 		settings.Limit = e.cfg.RetrievalLimit
@@ -258,7 +263,7 @@ func (e *Engine) retrieve(ctx context.Context, t *turn) {
 // answer runs the model and streams its answer to the replier.
 func (e *Engine) answer(ctx context.Context, t *turn, history []*Turn) (*Answer, error) {
 	a := t.assistant
-	system, err := renderSystemPrompt(a, t.passages)
+	system, err := renderSystemPrompt(a, t.passages, t.msg.ThreadContext)
 	if err != nil {
 		return e.finish(ctx, t, Answer{Outcome: OutcomeFailed, Notice: ErrorMessage(err)}, err)
 	}
@@ -286,6 +291,7 @@ func (e *Engine) answer(ctx context.Context, t *turn, history []*Turn) (*Answer,
 		t.trace.TokensIn += EstimateTokens(m.Content)
 	}
 
+	e.status(ctx, t, "Writing the answer…")
 	done := t.trace.Step(StepModel)
 	text, usage, model, err := e.stream(ctx, t, req)
 	if model != "" {

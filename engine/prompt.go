@@ -19,13 +19,14 @@ var prompts = template.Must(template.New("prompts").Funcs(template.FuncMap{
 type systemPromptData struct {
 	SystemPrompt string
 	Passages     []Passage
+	Thread       []ThreadLine
 }
 
 // renderSystemPrompt renders the assistant's system prompt with the
-// numbered passages the model may cite.
-func renderSystemPrompt(a *Assistant, passages []Passage) (string, error) {
+// numbered passages the model may cite and the thread's earlier messages.
+func renderSystemPrompt(a *Assistant, passages []Passage, thread []ThreadLine) (string, error) {
 	var buf bytes.Buffer
-	if err := prompts.ExecuteTemplate(&buf, "system", systemPromptData{SystemPrompt: a.SystemPrompt, Passages: passages}); err != nil {
+	if err := prompts.ExecuteTemplate(&buf, "system", systemPromptData{SystemPrompt: a.SystemPrompt, Passages: passages, Thread: thread}); err != nil {
 		return "", WrapError(EINTERNAL, err, "render system prompt")
 	}
 	return strings.TrimSpace(buf.String()), nil

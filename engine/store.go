@@ -49,6 +49,10 @@ type ConversationStore interface {
 	// ThreadID) or creates it from c, and fills c with the stored record.
 	EnsureConversation(ctx context.Context, c *Conversation) error
 	ConversationByID(ctx context.Context, id string) (*Conversation, error)
+	// ConversationByThread returns the conversation of the (platform,
+	// channelID, threadID) without creating it; ENOTFOUND when there is none
+	// (for instance, to tell whether the bot takes part in a thread).
+	ConversationByThread(ctx context.Context, platform Platform, channelID, threadID string) (*Conversation, error)
 	ListConversations(ctx context.Context, f ConversationFilter) ([]*Conversation, error) // newest first
 	AddTurn(ctx context.Context, t *Turn) error                                           // also bumps the conversation's UpdatedAt
 	// Turns returns the newest limit turns (all when limit <= 0) in chronological order.
@@ -57,9 +61,22 @@ type ConversationStore interface {
 
 // TraceStore keeps traces.
 type TraceStore interface {
-	SaveTrace(ctx context.Context, t *Trace) error // insert or replace by ID
+	SaveTrace(ctx context.Context, t *Trace) error // insert or replace by ID (in place: its feedback is kept)
 	TraceByID(ctx context.Context, id string) (*Trace, error)
 	ListTraces(ctx context.Context, conversationID string) ([]*Trace, error) // oldest first
+}
+
+// FeedbackStore keeps users' ratings of answers, one per (TraceID,
+// Platform, UserID).
+type FeedbackStore interface {
+	// SaveFeedback stores f, replacing the same user's earlier rating of the
+	// same trace (a user changes their mind); ENOTFOUND when the trace does
+	// not exist. f is filled with the stored record: a replaced rating keeps
+	// its CreatedAt.
+	SaveFeedback(ctx context.Context, f *Feedback) error
+	// FeedbackForTrace lists a trace's feedback, oldest first (by CreatedAt).
+	// A trace without feedback, or no trace at all, has an empty list.
+	FeedbackForTrace(ctx context.Context, traceID string) ([]*Feedback, error)
 }
 
 // KnowledgeStore keeps knowledge bases and their original documents.
@@ -151,6 +168,7 @@ type Store interface {
 	AssistantStore
 	ConversationStore
 	TraceStore
+	FeedbackStore
 	KnowledgeStore
 	Inbox
 	Outbox

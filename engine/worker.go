@@ -21,6 +21,20 @@ type ReplierFactory interface {
 	Replier(ctx context.Context, ev *InboxEvent, msg Message) (Replier, error)
 }
 
+// MessagePreparer is implemented by replier factories that complete a
+// message before it is answered, with what the platform knows and the ack
+// path had no time to ask (the user's name, the thread's earlier messages).
+// A failure is logged and the message answered as it is.
+type MessagePreparer interface {
+	PrepareMessage(ctx context.Context, ev *InboxEvent, msg *Message) error
+}
+
+// DeadLetterNotifier is implemented by replier factories that can tell the
+// user, in the thread, that their message will not be answered after all.
+type DeadLetterNotifier interface {
+	NotifyDeadLetter(ctx context.Context, ev *InboxEvent, msg Message, reason string) error
+}
+
 // WorkerConfig tunes the inbox workers.
 type WorkerConfig struct {
 	Owner        string        // lease owner name; default a random id
@@ -134,9 +148,14 @@ func (w *Worker) ProcessOne(ctx context.Context) (bool, error) {
 		log.ErrorContext(ctx, "no adapter for platform")
 		return true, w.deps.Inbox.DeadLetter(hctx, ev.ID, w.cfg.Owner, "no adapter is configured for platform "+string(ev.Platform))
 	}
+	if p, ok := factory.(MessagePreparer); ok {
+		if err := p.PrepareMessage(hctx, ev, &msg); err != nil {
+			log.WarnContext(ctx, "prepare message", "error", err)
+		}
+	}
 	r, err := factory.Replier(hctx, ev, msg)
 	if err != nil {
-		return true, w.retryOrDead(hctx, log, ev, err)
+		return true, w.retryOrDead(hctx, log, ev, msg, err)
 	}
 	_, err = w.deps.Handler.Handle(hctx, msg, r)
 	switch ErrorCode(err) {
@@ -147,15 +166,21 @@ func (w *Worker) ProcessOne(ctx context.Context) (bool, error) {
 		}
 		return true, nil
 	}
-	return true, w.retryOrDead(hctx, log, ev, err)
+	return true, w.retryOrDead(hctx, log, ev, msg, err)
 }
 
 // retryOrDead schedules another attempt with jittered exponential backoff,
-// or gives up after MaxAttempts. The user has already been told why by the
-// engine's notice; a retry edits that notice into the answer.
-func (w *Worker) retryOrDead(ctx context.Context, log *slog.Logger, ev *InboxEvent, cause error) error {
+// or gives up after MaxAttempts, telling the user through the adapter when
+// it can (DeadLetterNotifier). The engine's notice has usually told them
+// why already; a retry edits that notice into the answer.
+func (w *Worker) retryOrDead(ctx context.Context, log *slog.Logger, ev *InboxEvent, msg Message, cause error) error {
 	if ev.Attempts >= w.cfg.MaxAttempts {
 		log.ErrorContext(ctx, "inbox event dead-lettered", "error", cause)
+		if n, ok := w.deps.Repliers[ev.Platform].(DeadLetterNotifier); ok {
+			if err := n.NotifyDeadLetter(ctx, ev, msg, ErrorMessage(cause)); err != nil {
+				log.ErrorContext(ctx, "tell the user the message was dead-lettered", "error", err)
+			}
+		}
 		return w.deps.Inbox.DeadLetter(ctx, ev.ID, w.cfg.Owner, cause.Error())
 	}
 	delay := w.cfg.BackoffBase << min(ev.Attempts-1, 16)

@@ -123,3 +123,62 @@ func TestWorkerRunAnswersEveryEventOnce(t *testing.T) {
 		t.Fatalf("events left in the inbox: worked=%v err=%v", worked, err)
 	}
 }
+
+// hookFactory prepares messages and records dead-letter notices.
+type hookFactory struct {
+	factory
+	mu       sync.Mutex
+	prepared []string
+	dead     []string
+}
+
+func (f *hookFactory) PrepareMessage(_ context.Context, _ *engine.InboxEvent, msg *engine.Message) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.prepared = append(f.prepared, msg.ID)
+	msg.User.Name = "Ada"
+	msg.ThreadContext = []engine.ThreadLine{{User: "Bob", Text: "earlier"}}
+	return nil
+}
+
+func (f *hookFactory) NotifyDeadLetter(_ context.Context, ev *engine.InboxEvent, _ engine.Message, reason string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.dead = append(f.dead, ev.EventID+": "+reason)
+	return nil
+}
+
+// msgHandler records the messages it answers.
+type msgHandler struct {
+	errHandler
+	msgs []engine.Message
+}
+
+func (h *msgHandler) Handle(ctx context.Context, msg engine.Message, r engine.Replier) (*engine.Answer, error) {
+	h.mu.Lock()
+	h.msgs = append(h.msgs, msg)
+	h.mu.Unlock()
+	return h.errHandler.Handle(ctx, msg, r)
+}
+
+func TestWorkerHooks(t *testing.T) {
+	f := mustFixture(t, engine.Config{})
+	hooks := &hookFactory{factory: factory{&enginetest.Replier{}}}
+	h := &msgHandler{errHandler: errHandler{errs: []error{engine.Errorf(engine.EUNAVAILABLE, "The model is down.")}}}
+	w, err := engine.NewWorker(engine.WorkerConfig{MaxAttempts: 1}, engine.WorkerDeps{
+		Inbox: f.store, Handler: h, Repliers: map[engine.Platform]engine.ReplierFactory{engine.PlatformSlack: hooks},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustEnqueue(t, f.store, engine.PlatformSlack, "E1", "hello")
+	if _, err := w.ProcessOne(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.msgs) != 1 || h.msgs[0].User.Name != "Ada" || len(h.msgs[0].ThreadContext) != 1 {
+		t.Errorf("handled %+v, want the prepared message", h.msgs)
+	}
+	if len(hooks.dead) != 1 || hooks.dead[0] != "E1: The model is down." {
+		t.Errorf("dead-letter notices %q, want one for E1 with the reason", hooks.dead)
+	}
+}

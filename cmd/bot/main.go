@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	slackadapter "github.com/convosphere/convosphere/adapters/slack"
 	"github.com/convosphere/convosphere/cmd/internal/app"
 	"github.com/convosphere/convosphere/cmd/internal/config"
 	"github.com/convosphere/convosphere/engine"
@@ -58,6 +59,7 @@ type Main struct {
 	Logger *slog.Logger
 
 	App     *app.App
+	Slack   *slackadapter.Adapter // nil unless slack.bot_token is set
 	ln      net.Listener
 	server  *http.Server
 	cancel  context.CancelFunc
@@ -80,9 +82,32 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	repliers := map[engine.Platform]engine.ReplierFactory{}
+	mux := http.NewServeMux()
+	if cfg.Slack.Enabled() {
+		if m.Slack, err = slackadapter.New(slackadapter.Config{
+			SigningSecret: cfg.Slack.SigningSecret,
+			BotToken:      cfg.Slack.BotToken,
+			AppToken:      cfg.Slack.AppToken,
+			Mode:          slackadapter.Mode(cfg.Slack.Mode),
+			APIURL:        cfg.Slack.APIURL,
+		}, m.App.Store, m.Logger); err != nil {
+			return err
+		}
+		if err := m.Slack.Start(ctx); err != nil {
+			return err
+		}
+		repliers[engine.PlatformSlack] = m.Slack
+		if cfg.Slack.Mode == "http" {
+			h := m.Slack.Handler()
+			mux.Handle("POST /slack/events", h)
+			mux.Handle("POST /slack/interactions", h)
+		}
+	}
 	// A claim outlives the longest turn, so no other worker takes an event
 	// that is still being answered.
-	lease := cfg.Engine.TurnTimeout + 2*time.Minute
+	// A crashed bot's events wait for their lease to expire before another
+	// worker takes them, so the margin is kept to half a turn (at least 5s).
+	lease := cfg.Engine.TurnTimeout + max(cfg.Engine.TurnTimeout/2, 5*time.Second)
 	worker, err := engine.NewWorker(engine.WorkerConfig{Concurrency: cfg.Bot.Workers, Lease: lease}, engine.WorkerDeps{
 		Inbox: m.App.Store, Handler: m.App.Engine, Repliers: repliers, Logger: m.Logger,
 	})
@@ -92,14 +117,17 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.ln, err = net.Listen("tcp", cfg.Bot.Addr); err != nil {
 		return fmt.Errorf("listen on bot.addr %s: %w (choose a free port with CONVOSPHERE_BOT_ADDR)", cfg.Bot.Addr, err)
 	}
-	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 		defer cancel()
-		if err := m.App.Ready(ctx); err != nil {
+		err := m.App.Ready(ctx)
+		if err == nil && m.Slack != nil {
+			err = m.Slack.Ready()
+		}
+		if err != nil {
 			m.Logger.WarnContext(ctx, "not ready", "error", err)
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
 			return
@@ -116,10 +144,22 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
 	m.workers.Go(func() { _ = worker.Run(wctx) })
+	if w, ok := m.App.Index.(interface{ Warm(context.Context) error }); ok {
+		// Load the knowledge bases' search postings now, in the background,
+		// not on the first question.
+		m.workers.Go(func() {
+			start := time.Now()
+			if err := w.Warm(wctx); err != nil && wctx.Err() == nil {
+				m.Logger.Warn("knowledge index warm-up failed; it loads on the first search", "error", err)
+				return
+			}
+			m.Logger.Info("knowledge index loaded", "duration_ms", time.Since(start).Milliseconds())
+		})
+	}
 	platforms := len(repliers)
 	m.Logger.Info("bot ready", "addr", m.ln.Addr().String(), "workers", cfg.Bot.Workers, "platforms", platforms)
 	if platforms == 0 {
-		m.Logger.Info("no chat platform is configured yet; the bot waits for inbox events (see docs/slack.md)")
+		m.Logger.Info("no chat platform is configured; set slack.bot_token to connect Slack (see docs/slack.md)")
 	}
 	return nil
 }
@@ -145,6 +185,9 @@ func (m *Main) Close() error {
 		m.cancel()
 	}
 	m.workers.Wait()
+	if m.Slack != nil {
+		errs = append(errs, m.Slack.Close())
+	}
 	if m.App != nil {
 		errs = append(errs, m.App.Close())
 	}

@@ -29,9 +29,11 @@ func scanConversation(s scanner) (*engine.Conversation, error) {
 	return &c, nil
 }
 
-func (db *DB) conversationOfThread(ctx context.Context, c *engine.Conversation) (*engine.Conversation, error) {
+// conversationOfThread returns the conversation of a (platform, channel_id,
+// thread_id): a lookup of the conversations_thread_unique index.
+func (db *DB) conversationOfThread(ctx context.Context, platform engine.Platform, channelID, threadID string) (*engine.Conversation, error) {
 	return scanConversation(db.pool.QueryRow(ctx, `SELECT `+conversationColumns+` FROM conversations
-		WHERE platform = $1 AND channel_id = $2 AND thread_id = $3`, string(c.Platform), c.ChannelID, c.ThreadID))
+		WHERE platform = $1 AND channel_id = $2 AND thread_id = $3`, string(platform), channelID, threadID))
 }
 
 // EnsureConversation finds the conversation of c's (Platform, ChannelID,
@@ -40,7 +42,7 @@ func (db *DB) EnsureConversation(ctx context.Context, c *engine.Conversation) er
 	if err := c.Normalize(now()); err != nil {
 		return err
 	}
-	stored, err := db.conversationOfThread(ctx, c)
+	stored, err := db.conversationOfThread(ctx, c.Platform, c.ChannelID, c.ThreadID)
 	switch {
 	case err == nil:
 		*c = *stored
@@ -61,7 +63,7 @@ func (db *DB) EnsureConversation(ctx context.Context, c *engine.Conversation) er
 	case err != nil:
 		return fmt.Errorf("ensure conversation: %w", err)
 	}
-	stored, err = db.conversationOfThread(ctx, c)
+	stored, err = db.conversationOfThread(ctx, c.Platform, c.ChannelID, c.ThreadID)
 	if err != nil {
 		return fmt.Errorf("ensure conversation: %w", err)
 	}
@@ -77,6 +79,19 @@ func (db *DB) ConversationByID(ctx context.Context, id string) (*engine.Conversa
 		return nil, notFound("Conversation", id)
 	case err != nil:
 		return nil, fmt.Errorf("get conversation: %w", err)
+	}
+	return c, nil
+}
+
+// ConversationByThread returns the conversation of the thread without
+// creating it; ENOTFOUND when there is none.
+func (db *DB) ConversationByThread(ctx context.Context, platform engine.Platform, channelID, threadID string) (*engine.Conversation, error) {
+	c, err := db.conversationOfThread(ctx, platform, channelID, threadID)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, engine.Errorf(engine.ENOTFOUND, "No conversation was found in thread %q of channel %q on %s.", threadID, channelID, platform)
+	case err != nil:
+		return nil, fmt.Errorf("get conversation of thread: %w", err)
 	}
 	return c, nil
 }

@@ -17,6 +17,11 @@ const DefaultConversationLimit = engine.DefaultConversationLimit
 
 const conversationColumns = `id, assistant_id, platform, channel_id, thread_id, user_id, title, created_at, updated_at`
 
+// conversationOfThread selects the conversation of a (platform, channel_id,
+// thread_id): a lookup of the conversations_thread_unique index.
+const conversationOfThread = `SELECT ` + conversationColumns + ` FROM conversations
+	WHERE platform = ? AND channel_id = ? AND thread_id = ?`
+
 func scanConversation(s scanner) (*engine.Conversation, error) {
 	var c engine.Conversation
 	err := s.Scan(&c.ID, &c.AssistantID, &c.Platform, &c.ChannelID, &c.ThreadID, &c.UserID, &c.Title,
@@ -34,8 +39,7 @@ func (db *DB) EnsureConversation(ctx context.Context, c *engine.Conversation) er
 		return err
 	}
 	// Most messages continue a thread: look without taking the write lock.
-	stored, err := scanConversation(db.r.QueryRowContext(ctx, `SELECT `+conversationColumns+` FROM conversations
-		WHERE platform = ? AND channel_id = ? AND thread_id = ?`, string(c.Platform), c.ChannelID, c.ThreadID))
+	stored, err := scanConversation(db.r.QueryRowContext(ctx, conversationOfThread, string(c.Platform), c.ChannelID, c.ThreadID))
 	switch {
 	case err == nil:
 		*c = *stored
@@ -53,8 +57,7 @@ func (db *DB) EnsureConversation(ctx context.Context, c *engine.Conversation) er
 		if err != nil {
 			return err
 		}
-		stored, err = scanConversation(tx.QueryRowContext(ctx, `SELECT `+conversationColumns+` FROM conversations
-			WHERE platform = ? AND channel_id = ? AND thread_id = ?`, string(c.Platform), c.ChannelID, c.ThreadID))
+		stored, err = scanConversation(tx.QueryRowContext(ctx, conversationOfThread, string(c.Platform), c.ChannelID, c.ThreadID))
 		return err
 	})
 	switch {
@@ -75,6 +78,19 @@ func (db *DB) ConversationByID(ctx context.Context, id string) (*engine.Conversa
 		return nil, notFound("Conversation", id)
 	case err != nil:
 		return nil, fmt.Errorf("get conversation: %w", err)
+	}
+	return c, nil
+}
+
+// ConversationByThread returns the conversation of the thread without
+// creating it; ENOTFOUND when there is none.
+func (db *DB) ConversationByThread(ctx context.Context, platform engine.Platform, channelID, threadID string) (*engine.Conversation, error) {
+	c, err := scanConversation(db.r.QueryRowContext(ctx, conversationOfThread, string(platform), channelID, threadID))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, engine.Errorf(engine.ENOTFOUND, "No conversation was found in thread %q of channel %q on %s.", threadID, channelID, platform)
+	case err != nil:
+		return nil, fmt.Errorf("get conversation of thread: %w", err)
 	}
 	return c, nil
 }

@@ -35,10 +35,13 @@ func Run(t *testing.T, open func(tb testing.TB) engine.Store) {
 		{"DefaultAssistant", testDefaultAssistant},
 		{"EnsureConversation", testEnsureConversation},
 		{"EnsureConversationConcurrent", testEnsureConversationConcurrent},
+		{"ConversationByThread", testConversationByThread},
 		{"ListConversations", testListConversations},
 		{"ListConversationsDefaultLimit", testListConversationsDefaultLimit},
 		{"Turns", testTurns},
 		{"Traces", testTraces},
+		{"Feedback", testFeedback},
+		{"FeedbackErrors", testFeedbackErrors},
 		{"KnowledgeBases", testKnowledgeBases},
 		{"Documents", testDocuments},
 		{"DeleteKnowledgeBaseCascades", testDeleteKnowledgeBaseCascades},
@@ -613,6 +616,62 @@ func testEnsureConversationConcurrent(t *testing.T, s engine.Store) {
 	MustEqual(t, "conversations", len(list), 1)
 }
 
+func testConversationByThread(t *testing.T, s engine.Store) {
+	ctx := t.Context()
+	fixtures := []*engine.Conversation{
+		{AssistantID: "asst-1", Platform: engine.PlatformSlack, ChannelID: "C1", ThreadID: "1700000000.000100", UserID: "U1", Title: "First"},
+		{AssistantID: "asst-1", Platform: engine.PlatformSlack, ChannelID: "C1", ThreadID: "1700000000.000200", UserID: "U2"},
+		{AssistantID: "asst-2", Platform: engine.PlatformDiscord, ChannelID: "C1", ThreadID: "1700000000.000100"},
+		{Platform: engine.PlatformConsole, ChannelID: "user-1", ThreadID: ""}, // an empty thread id is a thread too
+	}
+	for _, c := range fixtures {
+		Must(t, s.EnsureConversation(ctx, c))
+	}
+	// A turn bumps UpdatedAt: the lookup returns the record as stored now.
+	Must(t, s.AddTurn(ctx, &engine.Turn{ConversationID: fixtures[0].ID, Role: engine.TurnUser, Content: "hello"}))
+	bumped, err := s.ConversationByID(ctx, fixtures[0].ID)
+	Must(t, err)
+	fixtures[0] = bumped
+
+	tests := []struct {
+		name     string
+		platform engine.Platform
+		channel  string
+		thread   string
+		want     *engine.Conversation // nil: ENOTFOUND
+	}{
+		{"thread", engine.PlatformSlack, "C1", "1700000000.000100", fixtures[0]},
+		{"other thread of the channel", engine.PlatformSlack, "C1", "1700000000.000200", fixtures[1]},
+		{"same ids on another platform", engine.PlatformDiscord, "C1", "1700000000.000100", fixtures[2]},
+		{"empty thread id", engine.PlatformConsole, "user-1", "", fixtures[3]},
+		{"unknown thread", engine.PlatformSlack, "C1", "1700000000.000300", nil},
+		{"thread of another channel", engine.PlatformSlack, "C2", "1700000000.000100", nil},
+		{"thread on a platform without it", engine.PlatformMattermost, "C1", "1700000000.000100", nil},
+		{"channel id in another case", engine.PlatformSlack, "c1", "1700000000.000100", nil},
+		{"empty thread id of a channel with threads", engine.PlatformSlack, "C1", "", nil},
+		{"nothing", "", "", "", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.ConversationByThread(ctx, tt.platform, tt.channel, tt.thread)
+			if tt.want == nil {
+				MustCode(t, err, engine.ENOTFOUND)
+				if got != nil {
+					t.Fatalf("ConversationByThread of a missing thread returned %+v", got)
+				}
+				return
+			}
+			Must(t, err)
+			MustEqual(t, "ConversationByThread", got, tt.want)
+		})
+	}
+
+	// Looking up a missing thread creates nothing.
+	list, err := s.ListConversations(ctx, engine.ConversationFilter{})
+	Must(t, err)
+	MustEqual(t, "conversations after the lookups", len(list), len(fixtures))
+}
+
 func testListConversations(t *testing.T, s engine.Store) {
 	ctx := t.Context()
 	fixtures := []engine.Conversation{
@@ -845,6 +904,127 @@ func testTraces(t *testing.T, s engine.Store) {
 	MustEqual(t, "ListTraces of an unknown conversation", len(list), 0)
 	_, err = s.TraceByID(ctx, "no-such-trace")
 	MustCode(t, err, engine.ENOTFOUND)
+}
+
+// mustFeedback saves f, fails tb on an error and checks that f was
+// filled with stored times.
+func mustFeedback(tb testing.TB, s engine.FeedbackStore, f *engine.Feedback) *engine.Feedback {
+	tb.Helper()
+	Must(tb, s.SaveFeedback(tb.Context(), f))
+	mustStoredTime(tb, "CreatedAt", f.CreatedAt)
+	mustStoredTime(tb, "UpdatedAt", f.UpdatedAt)
+	return f
+}
+
+// mustTrace saves a trace with the id.
+func mustTrace(t *testing.T, s engine.Store, id string) *engine.Trace {
+	t.Helper()
+	tr := &engine.Trace{ID: id, ConversationID: "conv-1", Platform: engine.PlatformSlack, Outcome: engine.OutcomeAnswered}
+	Must(t, s.SaveTrace(t.Context(), tr))
+	return tr
+}
+
+func testFeedback(t *testing.T, s engine.Store) {
+	ctx := t.Context()
+	tr := mustTrace(t, s, "trace-1")
+	other := mustTrace(t, s, "trace-2")
+	none, err := s.FeedbackForTrace(ctx, tr.ID)
+	Must(t, err)
+	MustEqual(t, "feedback of a trace without any", len(none), 0)
+
+	// Saved out of order; preset creation times decide the listing's order,
+	// and ties are broken by platform, then user.
+	base := time.Now().Add(-time.Hour)
+	up := mustFeedback(t, s, &engine.Feedback{TraceID: tr.ID, Platform: engine.PlatformSlack, UserID: "U1",
+		Rating: engine.RatingUp, CreatedAt: base.Add(time.Second)})
+	down := mustFeedback(t, s, &engine.Feedback{TraceID: tr.ID, Platform: engine.PlatformSlack, UserID: "U2",
+		Rating: engine.RatingDown, Comment: "  Wrong «version»: see 2.3 ", CreatedAt: base.Add(2 * time.Second)})
+	console := mustFeedback(t, s, &engine.Feedback{TraceID: tr.ID, Platform: engine.PlatformConsole, UserID: "user-1",
+		Rating: engine.RatingUp, CreatedAt: base})
+	sameUserElsewhere := mustFeedback(t, s, &engine.Feedback{TraceID: tr.ID, Platform: engine.PlatformDiscord, UserID: "U1",
+		Rating: engine.RatingDown, CreatedAt: base.Add(time.Second)})
+	otherTrace := mustFeedback(t, s, &engine.Feedback{TraceID: other.ID, Platform: engine.PlatformSlack, UserID: "U1",
+		Rating: engine.RatingDown})
+	MustEqual(t, "preset CreatedAt", up.CreatedAt, stored(base.Add(time.Second)))
+	MustEqual(t, "trimmed comment", down.Comment, "Wrong «version»: see 2.3")
+	MustEqual(t, "CreatedAt of a new rating without one", otherTrace.CreatedAt, otherTrace.UpdatedAt)
+
+	want := []*engine.Feedback{console, sameUserElsewhere, up, down}
+	got, err := s.FeedbackForTrace(ctx, tr.ID)
+	Must(t, err)
+	MustEqual(t, "FeedbackForTrace (oldest first)", got, want)
+	got, err = s.FeedbackForTrace(ctx, other.ID)
+	Must(t, err)
+	MustEqual(t, "FeedbackForTrace of another trace", got, []*engine.Feedback{otherTrace})
+
+	// A user changes their mind: the rating is replaced, and keeps its
+	// creation time (and so its place in the listing).
+	changed := mustFeedback(t, s, &engine.Feedback{TraceID: tr.ID, Platform: engine.PlatformSlack, UserID: "U1",
+		Rating: engine.RatingDown, Comment: "Outdated.", CreatedAt: time.Now()})
+	MustEqual(t, "CreatedAt of a replaced rating", changed.CreatedAt, up.CreatedAt)
+	if changed.UpdatedAt.Before(up.UpdatedAt) {
+		t.Fatalf("UpdatedAt of a replaced rating %v before the first's %v", changed.UpdatedAt, up.UpdatedAt)
+	}
+	// And back, without a comment: the comment is replaced too.
+	changed = mustFeedback(t, s, &engine.Feedback{TraceID: tr.ID, Platform: engine.PlatformSlack, UserID: "U1", Rating: engine.RatingUp})
+	MustEqual(t, "CreatedAt of a replaced rating", changed.CreatedAt, up.CreatedAt)
+	want = []*engine.Feedback{console, sameUserElsewhere, changed, down}
+	got, err = s.FeedbackForTrace(ctx, tr.ID)
+	Must(t, err)
+	MustEqual(t, "FeedbackForTrace after a change of mind", got, want)
+
+	// Saving the trace again (as the engine does) keeps its feedback.
+	tr.Outcome, tr.Error = engine.OutcomeFailed, "post answer: timeout"
+	Must(t, s.SaveTrace(ctx, tr))
+	got, err = s.FeedbackForTrace(ctx, tr.ID)
+	Must(t, err)
+	MustEqual(t, "FeedbackForTrace after the trace was saved again", got, want)
+
+	got, err = s.FeedbackForTrace(ctx, "no-such-trace")
+	Must(t, err)
+	MustEqual(t, "feedback of an unknown trace", len(got), 0)
+}
+
+func testFeedbackErrors(t *testing.T, s engine.Store) {
+	ctx := t.Context()
+	tr := mustTrace(t, s, "trace-1")
+	first := mustFeedback(t, s, &engine.Feedback{TraceID: tr.ID, Platform: engine.PlatformSlack, UserID: "U1",
+		Rating: engine.RatingUp, Comment: "Thanks!"})
+
+	valid := engine.Feedback{TraceID: tr.ID, Platform: engine.PlatformSlack, UserID: "U1", Rating: engine.RatingDown}
+	tests := []struct {
+		name string
+		edit func(f *engine.Feedback)
+		code string
+	}{
+		{"unknown trace", func(f *engine.Feedback) { f.TraceID = "no-such-trace" }, engine.ENOTFOUND},
+		{"no trace", func(f *engine.Feedback) { f.TraceID = "" }, engine.EINVALID},
+		{"no platform", func(f *engine.Feedback) { f.Platform = "" }, engine.EINVALID},
+		{"no user", func(f *engine.Feedback) { f.UserID = "" }, engine.EINVALID},
+		{"no rating", func(f *engine.Feedback) { f.Rating = 0 }, engine.EINVALID},
+		{"rating out of range", func(f *engine.Feedback) { f.Rating = 2 }, engine.EINVALID},
+		{"comment too long", func(f *engine.Feedback) { f.Comment = strings.Repeat("x", engine.MaxFeedbackComment+1) }, engine.EINVALID},
+		{"comment not UTF-8", func(f *engine.Feedback) { f.Comment = "\xff\xfe" }, engine.EINVALID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := valid
+			tt.edit(&f)
+			err := s.SaveFeedback(ctx, &f)
+			MustCode(t, err, tt.code)
+			if tt.code == engine.ENOTFOUND {
+				mustMessageNames(t, err, f.TraceID)
+			}
+		})
+	}
+
+	// Failed saves changed nothing, and stored nothing for the unknown trace.
+	got, err := s.FeedbackForTrace(ctx, tr.ID)
+	Must(t, err)
+	MustEqual(t, "feedback after failed saves", got, []*engine.Feedback{first})
+	got, err = s.FeedbackForTrace(ctx, "no-such-trace")
+	Must(t, err)
+	MustEqual(t, "feedback of the unknown trace", len(got), 0)
 }
 
 func testKnowledgeBases(t *testing.T, s engine.Store) {

@@ -35,6 +35,7 @@ type Config struct {
 	LLM       LLM       `mapstructure:"llm" yaml:"llm"`
 	Rerank    Rerank    `mapstructure:"rerank" yaml:"rerank"`
 	Knowledge Knowledge `mapstructure:"knowledge" yaml:"knowledge"`
+	Slack     Slack     `mapstructure:"slack" yaml:"slack"`
 	Engine    Engine    `mapstructure:"engine" yaml:"engine"`
 	Log       Log       `mapstructure:"log" yaml:"log"`
 	Demo      Demo      `mapstructure:"demo" yaml:"demo"`
@@ -54,6 +55,18 @@ type Bot struct {
 	Addr    string `mapstructure:"addr" yaml:"addr"`
 	Workers int    `mapstructure:"workers" yaml:"workers"`
 }
+
+// Slack configures the Slack adapter; it is on when bot_token is set.
+type Slack struct {
+	SigningSecret string `mapstructure:"signing_secret" yaml:"signing_secret" secret:"true"`
+	BotToken      string `mapstructure:"bot_token" yaml:"bot_token" secret:"true"`
+	AppToken      string `mapstructure:"app_token" yaml:"app_token" secret:"true"`
+	Mode          string `mapstructure:"mode" yaml:"mode"`       // http or socket
+	APIURL        string `mapstructure:"api_url" yaml:"api_url"` // base URL of the Web API
+}
+
+// Enabled reports whether the Slack adapter is configured.
+func (s Slack) Enabled() bool { return s.BotToken != "" }
 
 // Admin configures the first administrator.
 type Admin struct {
@@ -136,6 +149,7 @@ func Default() Config {
 		Bot:      Bot{Addr: "127.0.0.1:8081", Workers: 4},
 		LLM:      LLM{APIType: "openai", Timeout: 2 * time.Minute, MaxRetries: 3},
 		Weaviate: Weaviate{Collection: "ConvoSphereChunk"},
+		Slack:    Slack{Mode: "http", APIURL: "https://slack.com/api/"},
 		Knowledge: Knowledge{ChunkSize: 1200, ChunkOverlap: 150, MaxFileBytes: 20 << 20, MaxPages: 500,
 			ExtractTimeout: time.Minute},
 		Engine: Engine{MaxMessageBytes: 16 << 10, HistoryTokens: 4000, StallTimeout: 45 * time.Second, TurnTimeout: 3 * time.Minute},
@@ -279,6 +293,9 @@ func (c *Config) Validate() error {
 	if c.Console.SessionTTL < time.Minute {
 		return &Error{"console.session_ttl", "is shorter than a minute", "use a duration such as 12h"}
 	}
+	if err := c.Slack.validate(); err != nil {
+		return err
+	}
 	if c.Bot.Workers < 1 || c.Bot.Workers > 256 {
 		return &Error{"bot.workers", fmt.Sprintf("%d is out of range", c.Bot.Workers), "use 1 to 256 (default 4)"}
 	}
@@ -291,6 +308,38 @@ func (c *Config) Validate() error {
 	case "text", "json":
 	default:
 		return &Error{"log.format", fmt.Sprintf("%q is unknown", c.Log.Format), "use text or json"}
+	}
+	return nil
+}
+
+func (s Slack) validate() error {
+	switch s.Mode {
+	case "http", "socket":
+	default:
+		return &Error{"slack.mode", fmt.Sprintf("%q is unknown", s.Mode), "use http (Slack POSTs events to bot.addr's /slack/events) or socket (Socket Mode, no public URL needed)"}
+	}
+	if s.APIURL == "" {
+		return &Error{"slack.api_url", "is empty", "leave it at https://slack.com/api/ unless you go through a proxy"}
+	}
+	if err := checkURL("slack.api_url", s.APIURL, "https", "http"); err != nil {
+		return err
+	}
+	if !s.Enabled() {
+		if s.SigningSecret != "" || s.AppToken != "" {
+			return &Error{"slack.bot_token", "is empty while other slack keys are set", "copy the Bot User OAuth Token (xoxb-…) from your Slack app's OAuth & Permissions page (see docs/slack.md)"}
+		}
+		return nil
+	}
+	if !strings.HasPrefix(s.BotToken, "xoxb-") {
+		return &Error{"slack.bot_token", "does not start with xoxb-", "use the Bot User OAuth Token (xoxb-…), not a user (xoxp-) or app-level (xapp-) token"}
+	}
+	switch {
+	case s.Mode == "http" && s.SigningSecret == "":
+		return &Error{"slack.signing_secret", "is empty while slack.mode is http", "copy the Signing Secret from your Slack app's Basic Information page; every request is verified with it"}
+	case s.Mode == "socket" && s.AppToken == "":
+		return &Error{"slack.app_token", "is empty while slack.mode is socket", "create an app-level token (xapp-…) with the connections:write scope on your Slack app's Basic Information page"}
+	case s.AppToken != "" && !strings.HasPrefix(s.AppToken, "xapp-"):
+		return &Error{"slack.app_token", "does not start with xapp-", "use an app-level token (xapp-…) from your Slack app's Basic Information page"}
 	}
 	return nil
 }

@@ -62,6 +62,12 @@ func TestLoadErrorsNameKeyAndFix(t *testing.T) {
 		{"bad duration", "", map[string]string{"CONVOSPHERE_ENGINE_TURN_TIMEOUT": "soon"}, "turn_timeout"},
 		{"message limit", "", map[string]string{"CONVOSPHERE_ENGINE_MAX_MESSAGE_BYTES": "0"}, "engine.max_message_bytes"},
 		{"log level", "", map[string]string{"CONVOSPHERE_LOG_LEVEL": "loud"}, "log.level"},
+		{"slack mode", "", map[string]string{"CONVOSPHERE_SLACK_MODE": "rtm"}, "slack.mode"},
+		{"slack http without secret", "", map[string]string{"CONVOSPHERE_SLACK_BOT_TOKEN": "xoxb-1"}, "slack.signing_secret"},
+		{"slack socket without app token", "", map[string]string{"CONVOSPHERE_SLACK_BOT_TOKEN": "xoxb-1", "CONVOSPHERE_SLACK_MODE": "socket"}, "slack.app_token"},
+		{"slack user token", "", map[string]string{"CONVOSPHERE_SLACK_BOT_TOKEN": "xoxp-1", "CONVOSPHERE_SLACK_SIGNING_SECRET": "s"}, "slack.bot_token"},
+		{"slack secret without token", "", map[string]string{"CONVOSPHERE_SLACK_SIGNING_SECRET": "s"}, "slack.bot_token"},
+		{"slack api url", "", map[string]string{"CONVOSPHERE_SLACK_BOT_TOKEN": "xoxb-1", "CONVOSPHERE_SLACK_SIGNING_SECRET": "s", "CONVOSPHERE_SLACK_API_URL": "slack.com/api"}, "slack.api_url"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,13 +94,14 @@ func TestRedacted(t *testing.T) {
 	c := Default()
 	c.Admin.Password = "very-secret-password"
 	c.LLM.APIKey = "sk-live-123"
+	c.Slack.BotToken, c.Slack.SigningSecret, c.Slack.AppToken = "xoxb-secret-token", "slack-signing-secret", "xapp-secret-token"
 	c.Database.URL = "postgres://cs:dbpass@db:5432/cs?sslmode=disable"
 	out, err := c.Redacted()
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := string(out)
-	for _, secret := range []string{"very-secret-password", "sk-live-123", "dbpass"} {
+	for _, secret := range []string{"very-secret-password", "sk-live-123", "dbpass", "xoxb-secret-token", "slack-signing-secret", "xapp-secret-token"} {
 		if strings.Contains(s, secret) {
 			t.Errorf("redacted config leaks %q:\n%s", secret, s)
 		}
