@@ -489,6 +489,25 @@ func (s *Service) reindexDocument(ctx context.Context, id string) (int, error) {
 	return len(parsed.Chunks), nil
 }
 
+// Chunks returns a stored document (without its content) and its chunks
+// as the current settings cut them, which are the chunks indexed unless
+// the settings changed since (a reindex re-cuts them). Citations point into
+// these: chunk n of document d is knowledge.ChunkID(d, n).
+func (s *Service) Chunks(ctx context.Context, documentID string) (*engine.Document, []Chunk, error) {
+	doc, err := s.store.DocumentByID(ctx, documentID)
+	if err != nil {
+		return nil, nil, err
+	}
+	content := doc.Content
+	doc.Content = nil
+	_, parsed, err := s.parse(ctx, doc.Source, content)
+	if err != nil {
+		return doc, nil, err
+	}
+	parsed.Assign(doc.KnowledgeBase, doc.ID, doc.Source)
+	return doc, parsed.Chunks, nil
+}
+
 // removeOrphans deletes from the index the documents of kb not in docs.
 func (s *Service) removeOrphans(ctx context.Context, kb string, docs []*engine.Document) error {
 	indexed, err := s.index.Documents(ctx, kb)

@@ -13,8 +13,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -90,6 +93,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			AppToken:      cfg.Slack.AppToken,
 			Mode:          slackadapter.Mode(cfg.Slack.Mode),
 			APIURL:        cfg.Slack.APIURL,
+			CitationLink:  citationLink(cfg.Console.PublicURL),
 		}, m.App.Store, m.Logger); err != nil {
 			return err
 		}
@@ -198,4 +202,23 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// citationLink links a citation to its chunk on the console's document
+// page (console.public_url); nil without a public URL.
+func citationLink(publicURL string) func(engine.Citation) string {
+	base := strings.TrimRight(publicURL, "/")
+	if base == "" {
+		return nil
+	}
+	return func(c engine.Citation) string {
+		doc, pos, ok := strings.Cut(c.PassageID, ":")
+		if !ok || c.KnowledgeBase == "" || doc == "" {
+			return ""
+		}
+		if _, err := strconv.Atoi(pos); err != nil {
+			return ""
+		}
+		return base + "/knowledge/" + url.PathEscape(c.KnowledgeBase) + "/documents/" + url.PathEscape(doc) + "#chunk-" + pos
+	}
 }

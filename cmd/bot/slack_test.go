@@ -169,3 +169,24 @@ func TestSlackBadToken(t *testing.T) {
 		t.Errorf("Run = %v, want an error naming slack.bot_token", err)
 	}
 }
+
+func TestCitationLink(t *testing.T) {
+	if citationLink("") != nil {
+		t.Error("a link without console.public_url")
+	}
+	link := citationLink("https://console.example.com/")
+	tests := []struct {
+		c    engine.Citation
+		want string
+	}{
+		{engine.Citation{PassageID: "01JD:3", KnowledgeBase: "hand book"}, "https://console.example.com/knowledge/hand%20book/documents/01JD#chunk-3"},
+		{engine.Citation{PassageID: "01JD", KnowledgeBase: "kb"}, ""},
+		{engine.Citation{PassageID: "01JD:x", KnowledgeBase: "kb"}, ""},
+		{engine.Citation{PassageID: "01JD:1"}, ""},
+	}
+	for _, tt := range tests {
+		if got := link(tt.c); got != tt.want {
+			t.Errorf("link(%+v) = %q, want %q", tt.c, got, tt.want)
+		}
+	}
+}

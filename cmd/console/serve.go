@@ -164,6 +164,16 @@ func (k knowledgeAPI) Ingest(ctx context.Context, kb, source string, content []b
 	return doc, same && doc.ID == prev.ID && doc.UpdatedAt.Equal(prev.UpdatedAt), nil
 }
 
+// DocumentChunks implements web.Knowledge.
+func (k knowledgeAPI) DocumentChunks(ctx context.Context, documentID string) (*engine.Document, []engine.Passage, error) {
+	doc, chunks, err := k.Service.Chunks(ctx, documentID)
+	passages := make([]engine.Passage, len(chunks))
+	for i, c := range chunks {
+		passages[i] = c.Passage(0)
+	}
+	return doc, passages, err
+}
+
 // ensureAdmin creates user admin when the store has no users, with the
 // configured password or a generated one. It returns the password used and
 // whether the user was created.

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"net/textproto"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -72,6 +73,26 @@ func (f *fakeKnowledge) Ingest(ctx context.Context, kb, source string, content [
 		return nil, false, err
 	}
 	return doc, false, ingestErr
+}
+
+// DocumentChunks cuts the stored content at blank lines; content starting
+// with BROKEN cannot be read.
+func (f *fakeKnowledge) DocumentChunks(ctx context.Context, id string) (*engine.Document, []engine.Passage, error) {
+	doc, err := f.store.DocumentByID(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	content := string(doc.Content)
+	doc.Content = nil
+	if strings.HasPrefix(content, "BROKEN") {
+		return doc, nil, engine.Errorf(engine.EINVALID, "%s is not valid Markdown any more.", doc.Source)
+	}
+	var out []engine.Passage
+	for i, part := range strings.Split(content, "\n\n") {
+		out = append(out, engine.Passage{ID: fmt.Sprintf("%s:%d", id, i), KnowledgeBase: doc.KnowledgeBase, DocumentID: id,
+			Document: doc.Source, Title: doc.Title, HeadingPath: []string{"Section " + strconv.Itoa(i)}, Position: i, Text: part})
+	}
+	return doc, out, nil
 }
 
 func (f *fakeKnowledge) DeleteDocument(ctx context.Context, id string) error {

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -275,5 +276,57 @@ func TestNotFoundAndMethods(t *testing.T) {
 	}
 	if code, _ := errorOf(t, w.Body.Bytes()); code != "method_not_allowed" {
 		t.Fatalf("code = %s", code)
+	}
+}
+
+// TestDocumentPage: a citation's link shows the document chunk by chunk,
+// each chunk an anchor; unknown documents, or one asked for under another
+// knowledge base, are 404; signed-out users are sent to sign in.
+func TestDocumentPage(t *testing.T) {
+	env := mustEnv(t, envOptions{})
+	ctx := context.Background()
+	if err := env.store.CreateKnowledgeBase(ctx, &engine.KnowledgeBase{Name: "handbook"}); err != nil {
+		t.Fatal(err)
+	}
+	doc, _, err := env.knowledge.Ingest(ctx, "handbook", "leave.md", []byte("# Leave\n\nEveryone gets **25 days**.\n\n<script>alert(1)</script> Ask HR."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	viewer := env.MustSession(env.MustUser("vera", engine.RoleViewer))
+	w := env.get("/knowledge/handbook/documents/"+doc.ID, viewer)
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	page := MustParseHTML(t, w.Body.Bytes())
+	if got := textOf(findOne(t, page, "h1", nil)); got != "leave.md" {
+		t.Errorf("title %q", got)
+	}
+	chunks := findAll(page, "li", hasAttr("class", "chunk"))
+	if len(chunks) != 3 {
+		t.Fatalf("%d chunks, want 3", len(chunks))
+	}
+	second := findOne(t, page, "li", hasAttr("id", "chunk-1"))
+	findOne(t, second, "strong", nil) // Markdown rendered
+	if strings.Contains(w.Body.String(), "<script>alert") {
+		t.Error("raw HTML from a document reached the page")
+	}
+	for _, tt := range []struct{ path, why string }{
+		{"/knowledge/other/documents/" + doc.ID, "another knowledge base"},
+		{"/knowledge/handbook/documents/nope", "an unknown document"},
+	} {
+		if w := env.get(tt.path, viewer); w.Code != http.StatusNotFound {
+			t.Errorf("%s: status %d, want 404", tt.why, w.Code)
+		}
+	}
+	if w := env.get("/knowledge/handbook/documents/"+doc.ID, nil); w.Code != http.StatusSeeOther && w.Code != http.StatusFound {
+		t.Errorf("signed out: status %d, want a redirect to sign in", w.Code)
+	}
+	broken, _, err := env.knowledge.Ingest(ctx, "handbook", "broken.md", []byte("BROKEN content"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w = env.get("/knowledge/handbook/documents/"+broken.ID, viewer)
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "could not be read") {
+		t.Errorf("unreadable document: %d, want the page with the reason", w.Code)
 	}
 }

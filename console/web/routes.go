@@ -42,6 +42,7 @@ func (s *Server) routes() (*gin.Engine, error) {
 	// Pages for signed-in users.
 	pages := r.Group("/", s.requirePageUser)
 	pages.GET("/playground", s.showPlayground)
+	pages.GET("/knowledge/:kb/documents/:id", s.showDocument)
 
 	// The API: bearer token, or session cookie plus X-CSRF-Token.
 	api := r.Group("/api/v1", s.requireAPIUser)

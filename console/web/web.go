@@ -118,6 +118,10 @@ type Knowledge interface {
 	DeleteDocument(ctx context.Context, id string) error
 	// DeleteKnowledgeBase removes a knowledge base, its documents and their chunks.
 	DeleteKnowledgeBase(ctx context.Context, name string) error
+	// DocumentChunks returns a document (without content) and its chunks,
+	// in order (Position, HeadingPath and Text set). A document that cannot
+	// be read any more comes back with the error.
+	DocumentChunks(ctx context.Context, documentID string) (*engine.Document, []engine.Passage, error)
 }
 
 // Deps are the console's collaborators. Store and Chat are required.

@@ -48,6 +48,9 @@ type Console struct {
 	SessionTTL    time.Duration `mapstructure:"session_ttl" yaml:"session_ttl"`
 	// MaxUploadBytes caps one knowledge upload request (all its files).
 	MaxUploadBytes int64 `mapstructure:"max_upload_bytes" yaml:"max_upload_bytes"`
+	// PublicURL is the address people reach the console at; chat answers
+	// link their citations to its document pages. Empty: no links.
+	PublicURL string `mapstructure:"public_url" yaml:"public_url"`
 }
 
 // Bot configures the bot process.
@@ -257,6 +260,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LLM.APIType == "azure" && c.LLM.BaseURL == "" {
 		return &Error{"llm.base_url", "is empty while llm.api_type is azure", "set your Azure OpenAI endpoint, e.g. https://NAME.openai.azure.com"}
+	}
+	if err := checkURL("console.public_url", c.Console.PublicURL, "https", "http"); err != nil {
+		return err
 	}
 	if err := checkURL("rerank.url", c.Rerank.URL, "http", "https"); err != nil {
 		return err
