@@ -743,3 +743,31 @@ func TestIngestRichFormats(t *testing.T) {
 		t.Error("the Settings section of the rich documents was not found with its heading")
 	}
 }
+
+// TestChunks: a document's chunks, as cut for the index, with the ids
+// citations carry.
+func TestChunks(t *testing.T) {
+	ctx := context.Background()
+	f := MustService(t, knowledge.Config{})
+	doc := f.MustIngest(t, "docs", "slack.md", slackGuide)
+	got, chunks, err := f.svc.Chunks(ctx, doc.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != doc.ID || got.Content != nil || len(chunks) != doc.Chunks {
+		t.Fatalf("Chunks = %+v with %d chunks, want the document (no content) and its %d chunks", got, len(chunks), doc.Chunks)
+	}
+	passages := indextest.MustSearch(t, f.index, knowledge.Query{Text: "connect slack", KnowledgeBases: []string{"docs"}, Limit: 10})
+	for _, p := range passages {
+		found := false
+		for _, c := range chunks {
+			found = found || c.ID == p.ID && c.Text == p.Text && c.Position == p.Position
+		}
+		if !found {
+			t.Errorf("indexed chunk %s is not among the document's chunks", p.ID)
+		}
+	}
+	if _, _, err := f.svc.Chunks(ctx, "missing"); !engine.IsNotFound(err) {
+		t.Errorf("Chunks(missing) = %v, want not found", err)
+	}
+}
