@@ -1,0 +1,342 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Slack's worked example in "Verifying requests from Slack"
+// (https://api.slack.com/authentication/verifying-requests-from-slack): a
+// slash command body whose token is xyzz0WbapA4vBCDEFasx0q6G.
+func TestSignatureMatchesSlacksExample(t *testing.T) {
+	const (
+		secret = "8f742231b10e8888abcd99yyyzzz85a5"
+		ts     = "1531420618"
+		body   = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
+		want   = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"
+	)
+	if got := signature(secret, ts, []byte(body)); got != want {
+		t.Fatalf("signature = %s, want %s", got, want)
+	}
+	// A reused signer gives the same answer every time.
+	s := newSigner(secret)
+	for range 3 {
+		if got := s.sign(ts, []byte(body)); got != want {
+			t.Fatalf("reused signer = %s, want %s", got, want)
+		}
+	}
+	if got := s.sign("1531420619", []byte(body)); got == want {
+		t.Fatal("another timestamp gave the same signature")
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	var ds []time.Duration
+	for i := 1; i <= 100; i++ {
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	for _, c := range []struct {
+		p    float64
+		want time.Duration
+	}{{50, 50 * time.Millisecond}, {99, 99 * time.Millisecond}, {100, 100 * time.Millisecond}, {0.5, time.Millisecond}, {99.5, 100 * time.Millisecond}} {
+		if got := percentile(ds, c.p); got != c.want {
+			t.Errorf("percentile(1..100 ms, %v) = %v, want %v", c.p, got, c.want)
+		}
+	}
+	if got := percentile(nil, 50); got != 0 {
+		t.Errorf("percentile(nil) = %v", got)
+	}
+	one := []time.Duration{7 * time.Millisecond}
+	if percentile(one, 50) != 7*time.Millisecond || percentile(one, 99) != 7*time.Millisecond {
+		t.Error("one sample is every percentile")
+	}
+	// Nearest rank: p99 of 10 samples is the largest.
+	ten := ds[:10]
+	if got := percentile(ten, 99); got != 10*time.Millisecond {
+		t.Errorf("p99 of 10 = %v", got)
+	}
+	l := summarise(ds)
+	if l.Samples != 100 || l.P50 != 50 || l.P99 != 99 || l.Max != 100 || l.Mean != 50.5 {
+		t.Errorf("summarise = %+v", l)
+	}
+}
+
+func TestPayloadsAreDistinctAppMentions(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	m := newPayloadMaker(now)
+	ids := map[string]bool{}
+	tss := map[string]bool{}
+	for _, n := range []uint64{1, 2, 3, 999_999, 1_000_000, 1_000_001, 123_456_789} {
+		b := m.Append(nil, n, now)
+		var ev eventCallback
+		if err := json.Unmarshal(b, &ev); err != nil {
+			t.Fatalf("payload %d is not JSON: %v\n%s", n, err, b)
+		}
+		if ev.Type != "event_callback" || ev.Event.Type != "app_mention" || ev.TeamID != benchTeam ||
+			ev.Event.Channel != benchChannel || ev.EventTime.String() != "1700000000" ||
+			len(ev.Authorizations) != 1 || ev.Authorizations[0].UserID != benchBotUser || !ev.Authorizations[0].IsBot {
+			t.Errorf("payload %d: %+v", n, ev)
+		}
+		if !strings.HasPrefix(ev.Event.Text, "<@U0BOT> question ") || !strings.Contains(string(b), `"text":"<@U0BOT> question`) {
+			t.Errorf("payload %d text: %q (want the mention unescaped)", n, ev.Event.Text)
+		}
+		if !strings.HasPrefix(ev.EventID, "Ev") || ids[ev.EventID] {
+			t.Errorf("payload %d event_id %q repeated or malformed", n, ev.EventID)
+		}
+		if ev.Event.TS != ev.Event.EventTS || tss[ev.Event.TS] || !strings.Contains(ev.Event.TS, ".") {
+			t.Errorf("payload %d ts %q / event_ts %q", n, ev.Event.TS, ev.Event.EventTS)
+		}
+		if !strings.HasPrefix(ev.Event.User, "U") {
+			t.Errorf("payload %d user %q", n, ev.Event.User)
+		}
+		ids[ev.EventID], tss[ev.Event.TS] = true, true
+	}
+	// Another run (a later start) has other event ids.
+	other := newPayloadMaker(now.Add(time.Second))
+	var a, b eventCallback
+	_ = json.Unmarshal(m.Append(nil, 1, now), &a)
+	_ = json.Unmarshal(other.Append(nil, 1, now), &b)
+	if a.EventID == b.EventID {
+		t.Errorf("two runs share event id %s", a.EventID)
+	}
+}
+
+func TestReplaceSection(t *testing.T) {
+	other := "# Benchmarks\n\n<!-- bench/retrieval: begin x -->\n## Retrieval\nkept\n<!-- bench/retrieval: end -->\n"
+	doc, err := replaceSection(other, "## Slack\nfirst\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := other + "\n" + sectionBegin + "\n## Slack\nfirst\n" + sectionEnd + "\n"
+	if doc != want {
+		t.Fatalf("appended:\n%q\nwant\n%q", doc, want)
+	}
+	doc += "\n## Later section\nalso kept\n"
+	doc, err = replaceSection(doc, "## Slack\nsecond\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(doc, "first") || strings.Count(doc, sectionBegin) != 1 || strings.Count(doc, sectionEnd) != 1 ||
+		!strings.Contains(doc, "## Slack\nsecond\n"+sectionEnd) || !strings.HasPrefix(doc, other) ||
+		!strings.HasSuffix(doc, sectionEnd+"\n\n## Later section\nalso kept\n") {
+		t.Fatalf("replaced:\n%s", doc)
+	}
+	if _, err := replaceSection(sectionBegin+"\nno end\n", "x"); err == nil {
+		t.Fatal("a begin marker without an end marker was accepted")
+	}
+	if doc, _ := replaceSection("", "x\n"); !strings.HasPrefix(doc, "# Benchmarks\n") || !strings.Contains(doc, sectionBegin+"\nx\n"+sectionEnd) {
+		t.Fatalf("new document:\n%s", doc)
+	}
+}
+
+func TestWriteReport(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "benchmarks.md")
+	if err := os.WriteFile(path, []byte("# Benchmarks\n\n## Retrieval\n\nother benchmark\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := &Run{Date: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC), Command: "go run ./bench/slack -out docs/benchmarks.md",
+		Go: "go1.26.8", Node: "v20.20.2", Bolt: "5.1.0", Concurrency: 32, Warmup: "2s", Duration: "20s",
+		Results: []*Result{
+			{System: systemEmbedded, Requests: 200_000, RPS: 10_000, Latency: Latency{P50: 2, P99: 8, Max: 30}, PeakRSSBytes: 30 << 20,
+				StubCalls: map[string]int{"chat.postMessage": 12}},
+			{System: systemPostgres, Requests: 60_000, RPS: 3_000, Latency: Latency{P50: 9, P99: 25, Max: 80}, PeakRSSBytes: 40 << 20},
+			{System: systemBolt, Requests: 40_000, RPS: 2_000, Latency: Latency{P50: 15, P99: 30, Max: 90}, PeakRSSBytes: 100 << 20},
+		}}
+	if err := writeReport(path, run); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	doc := string(b)
+	for _, want := range []string{
+		"## Retrieval\n\nother benchmark\n",
+		"## Slack event acknowledgement",
+		"| convosphere-embedded | 200000 | 10000 | 2.00 | 8.00 | 30.0 | 0 | 30.0 |",
+		"convosphere-embedded throughput ≥ 5× Bolt's: 10000 vs 2000 requests/s (5.0×): met",
+		"convosphere-postgres throughput ≥ 5× Bolt's: 3000 vs 2000 requests/s (1.5×): **not met**",
+		"convosphere-embedded p99 ack < 10 ms: 8.00 ms: met",
+		"convosphere-postgres p99 ack < 10 ms: 25.0 ms: **not met**",
+		"convosphere-embedded peak RSS < 1/3 of Bolt's: 30 MiB vs 100 MiB: met",
+		"convosphere-postgres peak RSS < 1/3 of Bolt's: 40 MiB vs 100 MiB: **not met**",
+		"chat.postMessage calls the stub saw by 2s after the load (information only, not a target): 12",
+		"- Command: `go run ./bench/slack -out docs/benchmarks.md`",
+		"Node v20.20.2, @slack/bolt 5.1.0",
+		"2026-11-26T12:00:00Z",
+		dataPrefix + `{"date":"2026-11-26T12:00:00Z"`,
+	} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("missing %q in:\n%s", want, doc)
+		}
+	}
+	// A failed system is shown but not judged.
+	run.Results[0].Failed = "404"
+	run.Results[0].Errors, run.Results[0].WarmupErrors, run.Results[0].WarmupRequests = 0, 275, 275
+	run.Results[0].Requests = 0
+	if err := writeReport(path, run); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = os.ReadFile(path)
+	doc = string(b)
+	if strings.Count(doc, "## Slack event acknowledgement") != 1 || !strings.Contains(doc, "| convosphere-embedded | 0 | – | – | – | – | 275 of 275, warm-up included (failed) |") ||
+		strings.Contains(doc, "convosphere-embedded p99 ack") {
+		t.Errorf("rewrite with a failure:\n%s", doc)
+	}
+}
+
+func TestStubAnswers(t *testing.T) {
+	s, err := startStub()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	post := func(method string, form url.Values) map[string]any {
+		t.Helper()
+		resp, err := http.PostForm(s.APIURL()+method, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		if out["ok"] != true {
+			t.Fatalf("%s: %v", method, out)
+		}
+		return out
+	}
+	if a := post("auth.test", nil); a["user_id"] != benchBotUser || a["bot_id"] != benchBotID || a["team_id"] != benchTeam {
+		t.Errorf("auth.test: %v", a)
+	}
+	p1 := post("chat.postMessage", url.Values{"channel": {"C1"}, "text": {"hi"}})
+	p2 := post("chat.postMessage", url.Values{"channel": {"C1"}, "text": {"hi"}})
+	if p1["channel"] != "C1" || p1["ts"] == "" || p1["ts"] == p2["ts"] {
+		t.Errorf("chat.postMessage: %v, %v", p1, p2)
+	}
+	if u := post("chat.update", url.Values{"channel": {"C1"}, "ts": {"1.000001"}}); u["ts"] != "1.000001" {
+		t.Errorf("chat.update: %v", u)
+	}
+	if r := post("conversations.replies", nil); r["messages"] == nil {
+		t.Errorf("conversations.replies: %v", r)
+	}
+	if u := post("users.info", url.Values{"user": {"U9"}}); u["user"].(map[string]any)["id"] != "U9" {
+		t.Errorf("users.info: %v", u)
+	}
+	post("reactions.add", nil)
+	// JSON bodies, as some clients send them.
+	req := httptest.NewRequest(http.MethodPost, "/api/chat.startStream", strings.NewReader(`{"channel":"C2","thread_ts":"1.2"}`))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	if !strings.Contains(rec.Body.String(), `"channel":"C2"`) {
+		t.Errorf("chat.startStream: %s", rec.Body)
+	}
+	calls := s.Calls()
+	if calls["chat.postMessage"] != 2 || calls["auth.test"] != 1 || calls["reactions.add"] != 1 || calls["chat.startStream"] != 1 {
+		t.Errorf("calls = %v", calls)
+	}
+	s.Reset()
+	if len(s.Calls()) != 0 {
+		t.Error("Reset kept calls")
+	}
+}
+
+func TestPostgresURLFromExports(t *testing.T) {
+	out := "export CONVOSPHERE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:25432/convosphere_test?sslmode=disable\n" +
+		"export CONVOSPHERE_TEST_WEAVIATE_URL=http://127.0.0.1:28080\n"
+	if got := postgresURLFromExports(out); got != "postgres://postgres@127.0.0.1:25432/convosphere_test?sslmode=disable" {
+		t.Errorf("got %q", got)
+	}
+	if got := postgresURLFromExports(`export CONVOSPHERE_TEST_PG_URL="postgresql://u:p@h/db"`); got != "postgresql://u:p@h/db" {
+		t.Errorf("quoted: got %q", got)
+	}
+	if got := postgresURLFromExports("export CONVOSPHERE_TEST_WEAVIATE_URL=http://x\n"); got != "" {
+		t.Errorf("no postgres: got %q", got)
+	}
+	if got := redactURL("-database-url=postgres://u:secret@h:5432/db"); strings.Contains(got, "secret") || !strings.Contains(got, "u:xxxxx@h:5432/db") {
+		t.Errorf("redactURL = %q", got)
+	}
+}
+
+func TestStatusField(t *testing.T) {
+	status := []byte("Name:\tnode\nVmPeak:\t  999 kB\nVmHWM:\t   51200 kB\nVmRSS:\t   40960 kB\n")
+	if got := statusField(status, "VmHWM"); got != 50<<20 {
+		t.Errorf("VmHWM = %d", got)
+	}
+	if got := statusField(status, "VmRSS"); got != 40<<20 {
+		t.Errorf("VmRSS = %d", got)
+	}
+	if got := statusField(status, "VmSwap"); got != 0 {
+		t.Errorf("VmSwap = %d", got)
+	}
+}
+
+func TestParseSystems(t *testing.T) {
+	got, err := parseSystems("bolt, convosphere-embedded")
+	if err != nil || strings.Join(got, ",") != "convosphere-embedded,bolt" {
+		t.Errorf("parseSystems = %v, %v", got, err)
+	}
+	if _, err := parseSystems("weaviate"); err == nil {
+		t.Error("unknown system accepted")
+	}
+	if _, err := parseSystems(" , "); err == nil {
+		t.Error("empty list accepted")
+	}
+}
+
+// runLoad signs what it sends, counts requests, and stops early when more
+// than 1% fail.
+func TestRunLoad(t *testing.T) {
+	const secret = "test-secret"
+	var seen sync.Map
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		ts := r.Header.Get("X-Slack-Request-Timestamp")
+		if r.URL.Path != eventsPath || r.Header.Get("X-Slack-Signature") != signature(secret, ts, body) {
+			http.Error(w, "bad signature", http.StatusUnauthorized)
+			return
+		}
+		var ev eventCallback
+		if err := json.Unmarshal(body, &ev); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if _, dup := seen.LoadOrStore(ev.EventID, true); dup {
+			http.Error(w, "duplicate "+ev.EventID, http.StatusConflict)
+			return
+		}
+	}))
+	defer ok.Close()
+	res, err := runLoad(context.Background(), loadConfig{URL: ok.URL + eventsPath, Secret: secret, Concurrency: 4,
+		Requests: 400, Maker: newPayloadMaker(time.Now())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests != 400 || res.Errors != 0 || len(res.Latencies) != 400 || res.Aborted != "" || res.Seconds <= 0 {
+		t.Fatalf("ok server: %+v", res)
+	}
+
+	notFound := httptest.NewServer(http.NotFoundHandler())
+	defer notFound.Close()
+	start := time.Now()
+	res, err = runLoad(context.Background(), loadConfig{URL: notFound.URL + eventsPath, Secret: secret, Concurrency: 4,
+		Duration: time.Minute, Maker: newPayloadMaker(time.Now())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Aborted == "" || res.ErrorsBy["404 Not Found"] == 0 || !strings.Contains(res.FirstBody, "404 page not found") {
+		t.Fatalf("404 server: %+v", res)
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Errorf("took %s to give up on a server that answers 404", time.Since(start))
+	}
+}
