@@ -33,24 +33,21 @@ func scanInboxEvent(s scanner) (*engine.InboxEvent, error) {
 // the stored record. The defaults of a new event (an empty ThreadKey becomes
 // "platform:event_id", a zero ReceivedAt or AvailableAt becomes now) are
 // those of engine.InboxEvent.Normalize.
+//
+// Concurrent calls are written together, in one transaction
+// (engine.GroupCommit): a burst of events costs one commit per batch.
 func (db *DB) Enqueue(ctx context.Context, e *engine.InboxEvent) (bool, error) {
 	in := *e
 	if err := in.Normalize(now()); err != nil {
 		return false, err
 	}
-	tag, err := db.pool.Exec(ctx, `INSERT INTO inbox_events (id, platform, event_id, thread_key, payload, status,
-		attempts, lease_owner, available_at, last_error, received_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, 0, '', $7, '', $8, $9)
-		ON CONFLICT (platform, event_id) DO NOTHING`,
-		in.ID, string(in.Platform), in.EventID, in.ThreadKey, in.Payload, string(in.Status),
-		in.AvailableAt, in.ReceivedAt, in.UpdatedAt)
+	r := db.enqueue.Do(ctx, &in)
 	switch {
-	case duplicate(err):
-		return false, engine.WrapError(engine.ECONFLICT, err, "Inbox event %q already exists.", in.ID)
-	case err != nil:
-		return false, fmt.Errorf("enqueue event: %w", err)
-	}
-	if tag.RowsAffected() == 1 {
+	case duplicate(r.err):
+		return false, engine.WrapError(engine.ECONFLICT, r.err, "Inbox event %q already exists.", in.ID)
+	case r.err != nil:
+		return false, fmt.Errorf("enqueue event: %w", r.err)
+	case r.inserted:
 		*e = in
 		return true, nil
 	}
@@ -61,6 +58,67 @@ func (db *DB) Enqueue(ctx context.Context, e *engine.InboxEvent) (bool, error) {
 	}
 	*e = *stored
 	return false, nil
+}
+
+const enqueueSQL = `INSERT INTO inbox_events (id, platform, event_id, thread_key, payload, status,
+		attempts, lease_owner, available_at, last_error, received_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, 0, '', $7, '', $8, $9)
+		ON CONFLICT (platform, event_id) DO NOTHING`
+
+// enqueued is the outcome of one event of a batch.
+type enqueued struct {
+	inserted bool
+	err      error
+}
+
+// enqueueBatch inserts normalised events in one transaction.
+func (db *DB) enqueueBatch(ctx context.Context, evs []*engine.InboxEvent) []enqueued {
+	results := make([]enqueued, len(evs))
+	tx, err := db.pool.Begin(ctx)
+	if err != nil {
+		return failAll(results, err)
+	}
+	defer tx.Rollback(ctx)
+	batch := &pgx.Batch{}
+	for _, in := range evs {
+		batch.Queue(enqueueSQL, in.ID, string(in.Platform), in.EventID, in.ThreadKey, in.Payload, string(in.Status),
+			in.AvailableAt, in.ReceivedAt, in.UpdatedAt)
+	}
+	br := tx.SendBatch(ctx, batch)
+	failed := false
+	for i := range evs {
+		tag, err := br.Exec()
+		results[i] = enqueued{inserted: err == nil && tag.RowsAffected() == 1, err: err}
+		failed = failed || err != nil
+	}
+	if err := br.Close(); err != nil {
+		failed = true
+		failAll(results, err)
+	}
+	if !failed {
+		if err := tx.Commit(ctx); err != nil {
+			return failAll(results, err)
+		}
+		return results
+	}
+	// A failed statement aborts a PostgreSQL transaction, and with it the
+	// rest of the batch: write each event on its own instead, so one bad
+	// event fails alone.
+	_ = tx.Rollback(ctx)
+	if len(evs) == 1 {
+		return results
+	}
+	for i, in := range evs {
+		results[i] = db.enqueueBatch(ctx, []*engine.InboxEvent{in})[0]
+	}
+	return results
+}
+
+func failAll(results []enqueued, err error) []enqueued {
+	for i := range results {
+		results[i] = enqueued{err: err}
+	}
+	return results
 }
 
 // prefixed returns the column list with each column qualified by alias.

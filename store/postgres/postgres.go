@@ -69,6 +69,8 @@ type DB struct {
 	cfg  Config
 	pool *pgxpool.Pool
 	log  *slog.Logger
+
+	enqueue engine.GroupCommit[*engine.InboxEvent, enqueued]
 }
 
 var _ engine.Store = (*DB)(nil)
@@ -93,6 +95,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		return nil, engine.WrapError(engine.EUNAVAILABLE, err, "postgres: connect")
 	}
 	db := &DB{cfg: cfg, pool: pool, log: cfg.Logger.With("component", "store", "driver", "postgres")}
+	db.enqueue.Run = db.enqueueBatch
 	if err := db.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, err

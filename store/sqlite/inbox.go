@@ -31,28 +31,21 @@ func scanInboxEvent(s scanner) (*engine.InboxEvent, error) {
 // the stored record. The defaults of a new event (an empty ThreadKey becomes
 // "platform:event_id", a zero ReceivedAt or AvailableAt becomes now) are
 // those of engine.InboxEvent.Normalize.
+//
+// Concurrent calls are written together, in one transaction
+// (engine.GroupCommit): a burst of events costs one commit per batch.
 func (db *DB) Enqueue(ctx context.Context, e *engine.InboxEvent) (bool, error) {
 	in := *e
 	if err := in.Normalize(now()); err != nil {
 		return false, err
 	}
-	res, err := db.w.ExecContext(ctx, `INSERT INTO inbox_events (id, platform, event_id, thread_key, payload, status,
-		attempts, lease_owner, available_at, last_error, received_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, 0, '', ?, '', ?, ?)
-		ON CONFLICT (platform, event_id) DO NOTHING`,
-		in.ID, string(in.Platform), in.EventID, in.ThreadKey, in.Payload, string(in.Status),
-		encTime(in.AvailableAt), encTime(in.ReceivedAt), encTime(in.UpdatedAt))
+	r := db.enqueue.Do(ctx, &in)
 	switch {
-	case duplicate(err):
-		return false, engine.WrapError(engine.ECONFLICT, err, "Inbox event %q already exists.", in.ID)
-	case err != nil:
-		return false, fmt.Errorf("enqueue event: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("enqueue event: %w", err)
-	}
-	if n == 1 {
+	case duplicate(r.err):
+		return false, engine.WrapError(engine.ECONFLICT, r.err, "Inbox event %q already exists.", in.ID)
+	case r.err != nil:
+		return false, fmt.Errorf("enqueue event: %w", r.err)
+	case r.inserted:
 		*e = in
 		return true, nil
 	}
@@ -63,6 +56,58 @@ func (db *DB) Enqueue(ctx context.Context, e *engine.InboxEvent) (bool, error) {
 	}
 	*e = *stored
 	return false, nil
+}
+
+const enqueueSQL = `INSERT INTO inbox_events (id, platform, event_id, thread_key, payload, status,
+		attempts, lease_owner, available_at, last_error, received_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, 0, '', ?, '', ?, ?)
+		ON CONFLICT (platform, event_id) DO NOTHING`
+
+// enqueued is the outcome of one event of a batch.
+type enqueued struct {
+	inserted bool
+	err      error
+}
+
+// enqueueBatch inserts normalised events in one transaction.
+func (db *DB) enqueueBatch(ctx context.Context, evs []*engine.InboxEvent) []enqueued {
+	results := make([]enqueued, len(evs))
+	if db.enqueueStmt == nil {
+		// Batches run one at a time (GroupCommit), so this needs no lock.
+		stmt, err := db.w.PrepareContext(ctx, enqueueSQL)
+		if err != nil {
+			return failAll(results, err)
+		}
+		db.enqueueStmt = stmt
+	}
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return failAll(results, err)
+	}
+	defer tx.Rollback()
+	stmt := tx.StmtContext(ctx, db.enqueueStmt)
+	defer stmt.Close()
+	for i, in := range evs {
+		res, err := stmt.ExecContext(ctx, in.ID, string(in.Platform), in.EventID, in.ThreadKey, in.Payload, string(in.Status),
+			encTime(in.AvailableAt), encTime(in.ReceivedAt), encTime(in.UpdatedAt))
+		if err != nil {
+			results[i].err = err
+			continue
+		}
+		n, err := res.RowsAffected()
+		results[i] = enqueued{inserted: n == 1, err: err}
+	}
+	if err := tx.Commit(); err != nil {
+		return failAll(results, err)
+	}
+	return results
+}
+
+func failAll(results []enqueued, err error) []enqueued {
+	for i := range results {
+		results[i] = enqueued{err: err}
+	}
+	return results
 }
 
 // Claim leases the oldest available event (pending and due, or leased with

@@ -78,6 +78,9 @@ type DB struct {
 	w   *sql.DB // the one writer connection
 	r   *sql.DB // readers
 	log *slog.Logger
+
+	enqueue     engine.GroupCommit[*engine.InboxEvent, enqueued]
+	enqueueStmt *sql.Stmt // prepared once on the writer
 }
 
 var _ engine.Store = (*DB)(nil)
@@ -117,6 +120,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	r.SetMaxOpenConns(cfg.MaxReadConns)
 	r.SetMaxIdleConns(cfg.MaxReadConns)
 	db := &DB{cfg: cfg, w: w, r: r, log: cfg.Logger.With("component", "store", "driver", "sqlite")}
+	db.enqueue.Run = db.enqueueBatch
 	if !cfg.SkipMigrations {
 		if err := db.Migrate(ctx); err != nil {
 			_ = db.Close()

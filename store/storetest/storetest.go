@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(tb testing.TB) engine.Store) {
 		{"InboxLeaseExpiry", testInboxLeaseExpiry},
 		{"InboxFutureEventBlocksThread", testInboxFutureEventBlocksThread},
 		{"ConcurrentClaimersGetDistinctEvents", testConcurrentClaimers},
+		{"ConcurrentEnqueueStoresEachEventOnce", testConcurrentEnqueue},
 		{"ConcurrentWorkersKeepThreadOrder", testConcurrentWorkers},
 		{"Outbox", testOutbox},
 	}
@@ -1499,6 +1500,46 @@ func testConcurrentClaimers(t *testing.T, s engine.Store) {
 	}
 	wg.Wait()
 	MustEqual(t, "events claimed", len(claimed), events)
+}
+
+// testConcurrentEnqueue delivers 20 events 5 times each, all at once (a
+// burst with redeliveries): each is stored once, every other delivery
+// sees the stored event.
+func testConcurrentEnqueue(t *testing.T, s engine.Store) {
+	ctx := t.Context()
+	const events, deliveries = 20, 5
+	var (
+		mu       sync.Mutex
+		inserted = map[string]int{}
+		ids      = map[string]map[string]bool{}
+		wg       sync.WaitGroup
+	)
+	for i := range events * deliveries {
+		wg.Go(func() {
+			e := event(engine.PlatformSlack, fmt.Sprintf("B%02d", i%events), fmt.Sprintf("thread-%02d", i%events))
+			ok, err := s.Enqueue(ctx, e)
+			if err != nil {
+				t.Errorf("Enqueue %s: %v", e.EventID, err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if ok {
+				inserted[e.EventID]++
+			}
+			if ids[e.EventID] == nil {
+				ids[e.EventID] = map[string]bool{}
+			}
+			ids[e.EventID][e.ID] = true
+		})
+	}
+	wg.Wait()
+	for i := range events {
+		id := fmt.Sprintf("B%02d", i)
+		if inserted[id] != 1 || len(ids[id]) != 1 {
+			t.Errorf("%s: inserted %d times, %d distinct stored ids; want once, one id", id, inserted[id], len(ids[id]))
+		}
+	}
 }
 
 func testConcurrentWorkers(t *testing.T, s engine.Store) {
