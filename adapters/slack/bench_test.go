@@ -10,7 +10,8 @@ import (
 var next atomic.Int64
 
 // BenchmarkAck measures the acknowledgement path of one Events API
-// delivery (verify, decode, store in the inbox), without the workers.
+// delivery (verify, decode, store in the inbox), without the workers and
+// without the network, with 32 deliveries in flight (as bench/slack).
 func BenchmarkAck(b *testing.B) {
 	f := newFakeSlack(b)
 	db := MustStore(b)
@@ -22,6 +23,7 @@ func BenchmarkAck(b *testing.B) {
 	now := time.Now().Unix()
 	b.ReportAllocs()
 	b.ResetTimer()
+	b.SetParallelism(16)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := int(next.Add(1)) - 1
