@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	discordadapter "github.com/convosphere/convosphere/adapters/discord"
 	slackadapter "github.com/convosphere/convosphere/adapters/slack"
 	"github.com/convosphere/convosphere/cmd/internal/app"
 	"github.com/convosphere/convosphere/cmd/internal/config"
@@ -40,6 +42,9 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bot:", err)
 		os.Exit(2)
+	}
+	if args := fs.Args(); len(args) > 0 {
+		os.Exit(runCommand(ctx, cfg, args, os.Stdout, os.Stderr))
 	}
 	logger := app.NewLogger(cfg.Log, os.Stderr)
 	m := NewMain(cfg, logger)
@@ -62,7 +67,8 @@ type Main struct {
 	Logger *slog.Logger
 
 	App     *app.App
-	Slack   *slackadapter.Adapter // nil unless slack.bot_token is set
+	Slack   *slackadapter.Adapter   // nil unless slack.bot_token is set
+	Discord *discordadapter.Adapter // nil unless discord.bot_token is set
 	ln      net.Listener
 	server  *http.Server
 	cancel  context.CancelFunc
@@ -106,6 +112,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			mux.Handle("POST /slack/events", h)
 			mux.Handle("POST /slack/interactions", h)
 		}
+	}
+	if cfg.Discord.Enabled() {
+		if m.Discord, err = newDiscord(cfg, m.App.Store, m.Logger); err != nil {
+			return err
+		}
+		repliers[engine.PlatformDiscord] = m.Discord
+		mux.Handle("POST /discord/interactions", m.Discord.Handler())
 	}
 	// A claim outlives the longest turn, so no other worker takes an event
 	// that is still being answered.
@@ -163,7 +176,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	platforms := len(repliers)
 	m.Logger.Info("bot ready", "addr", m.ln.Addr().String(), "workers", cfg.Bot.Workers, "platforms", platforms)
 	if platforms == 0 {
-		m.Logger.Info("no chat platform is configured; set slack.bot_token to connect Slack (see docs/slack.md)")
+		m.Logger.Info("no chat platform is configured; set slack.bot_token or discord.bot_token (see docs/slack.md, docs/discord.md)")
 	}
 	return nil
 }
@@ -191,6 +204,9 @@ func (m *Main) Close() error {
 	m.workers.Wait()
 	if m.Slack != nil {
 		errs = append(errs, m.Slack.Close())
+	}
+	if m.Discord != nil {
+		errs = append(errs, m.Discord.Close())
 	}
 	if m.App != nil {
 		errs = append(errs, m.App.Close())
@@ -221,4 +237,52 @@ func citationLink(publicURL string) func(engine.Citation) string {
 		}
 		return base + "/knowledge/" + url.PathEscape(c.KnowledgeBase) + "/documents/" + url.PathEscape(doc) + "#chunk-" + pos
 	}
+}
+
+// newDiscord returns the Discord adapter of cfg.
+func newDiscord(cfg config.Config, store discordadapter.Store, logger *slog.Logger) (*discordadapter.Adapter, error) {
+	return discordadapter.New(discordadapter.Config{
+		ApplicationID: cfg.Discord.ApplicationID,
+		PublicKey:     cfg.Discord.PublicKey,
+		BotToken:      cfg.Discord.BotToken,
+		Mode:          discordadapter.Mode(cfg.Discord.Mode),
+		APIURL:        cfg.Discord.APIURL,
+	}, store, logger)
+}
+
+// runCommand runs a bot command: "discord register [--guild ID]".
+func runCommand(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) int {
+	if len(args) < 2 || args[0] != "discord" || args[1] != "register" {
+		fmt.Fprintf(stderr, "bot: unknown command %q: the commands are\n  bot discord register [--guild ID]   register the /ask and /assistant slash commands\n", strings.Join(args, " "))
+		return 2
+	}
+	fs := flag.NewFlagSet("discord register", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	guild := fs.String("guild", "", "register in this server only (visible at once); default: globally (up to an hour)")
+	if err := fs.Parse(args[2:]); err != nil {
+		return 2
+	}
+	if !cfg.Discord.Enabled() {
+		fmt.Fprintln(stderr, "bot: discord register: discord.bot_token is not set (see docs/discord.md)")
+		return 2
+	}
+	d, err := newDiscord(cfg, nil, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "bot: discord register:", err)
+		return 2
+	}
+	cmds, err := d.Register(ctx, *guild)
+	if err != nil {
+		fmt.Fprintln(stderr, "bot: discord register:", engine.ErrorMessage(err))
+		return 1
+	}
+	where := "globally (Discord may take up to an hour to show them everywhere)"
+	if *guild != "" {
+		where = "in server " + *guild
+	}
+	for _, c := range cmds {
+		fmt.Fprintf(stdout, "registered /%s (id %s)\n", c.Name, c.ID)
+	}
+	fmt.Fprintf(stdout, "%d commands registered %s\n", len(cmds), where)
+	return 0
 }

@@ -36,6 +36,7 @@ type Config struct {
 	Rerank    Rerank    `mapstructure:"rerank" yaml:"rerank"`
 	Knowledge Knowledge `mapstructure:"knowledge" yaml:"knowledge"`
 	Slack     Slack     `mapstructure:"slack" yaml:"slack"`
+	Discord   Discord   `mapstructure:"discord" yaml:"discord"`
 	Engine    Engine    `mapstructure:"engine" yaml:"engine"`
 	Log       Log       `mapstructure:"log" yaml:"log"`
 	Demo      Demo      `mapstructure:"demo" yaml:"demo"`
@@ -70,6 +71,18 @@ type Slack struct {
 
 // Enabled reports whether the Slack adapter is configured.
 func (s Slack) Enabled() bool { return s.BotToken != "" }
+
+// Discord configures the Discord adapter; it is on when bot_token is set.
+type Discord struct {
+	ApplicationID string `mapstructure:"application_id" yaml:"application_id"`
+	PublicKey     string `mapstructure:"public_key" yaml:"public_key"`
+	BotToken      string `mapstructure:"bot_token" yaml:"bot_token" secret:"true"`
+	Mode          string `mapstructure:"mode" yaml:"mode"`       // http (gateway: not yet)
+	APIURL        string `mapstructure:"api_url" yaml:"api_url"` // REST base URL with the version
+}
+
+// Enabled reports whether the Discord adapter is configured.
+func (d Discord) Enabled() bool { return d.BotToken != "" }
 
 // Admin configures the first administrator.
 type Admin struct {
@@ -153,6 +166,7 @@ func Default() Config {
 		LLM:      LLM{APIType: "openai", Timeout: 2 * time.Minute, MaxRetries: 3},
 		Weaviate: Weaviate{Collection: "ConvoSphereChunk"},
 		Slack:    Slack{Mode: "http", APIURL: "https://slack.com/api/"},
+		Discord:  Discord{Mode: "http", APIURL: "https://discord.com/api/v10"},
 		Knowledge: Knowledge{ChunkSize: 1200, ChunkOverlap: 150, MaxFileBytes: 20 << 20, MaxPages: 500,
 			ExtractTimeout: time.Minute},
 		Engine: Engine{MaxMessageBytes: 16 << 10, HistoryTokens: 4000, StallTimeout: 45 * time.Second, TurnTimeout: 3 * time.Minute},
@@ -302,6 +316,9 @@ func (c *Config) Validate() error {
 	if err := c.Slack.validate(); err != nil {
 		return err
 	}
+	if err := c.Discord.validate(); err != nil {
+		return err
+	}
 	if c.Bot.Workers < 1 || c.Bot.Workers > 256 {
 		return &Error{"bot.workers", fmt.Sprintf("%d is out of range", c.Bot.Workers), "use 1 to 256 (default 4)"}
 	}
@@ -346,6 +363,35 @@ func (s Slack) validate() error {
 		return &Error{"slack.app_token", "is empty while slack.mode is socket", "create an app-level token (xapp-…) with the connections:write scope on your Slack app's Basic Information page"}
 	case s.AppToken != "" && !strings.HasPrefix(s.AppToken, "xapp-"):
 		return &Error{"slack.app_token", "does not start with xapp-", "use an app-level token (xapp-…) from your Slack app's Basic Information page"}
+	}
+	return nil
+}
+
+func (d Discord) validate() error {
+	switch d.Mode {
+	case "http":
+	case "gateway":
+		return &Error{"discord.mode", "gateway is not available in this version", "use http: Discord POSTs interactions to bot.addr's /discord/interactions (see docs/discord.md)"}
+	default:
+		return &Error{"discord.mode", fmt.Sprintf("%q is unknown", d.Mode), "use http"}
+	}
+	if err := checkURL("discord.api_url", d.APIURL, "https", "http"); err != nil {
+		return err
+	}
+	if d.APIURL == "" {
+		return &Error{"discord.api_url", "is empty", "leave it at https://discord.com/api/v10 unless you go through a proxy"}
+	}
+	if !d.Enabled() {
+		if d.ApplicationID != "" || d.PublicKey != "" {
+			return &Error{"discord.bot_token", "is empty while other discord keys are set", "reset and copy the token on the Developer Portal's Bot page (see docs/discord.md)"}
+		}
+		return nil
+	}
+	if d.ApplicationID == "" {
+		return &Error{"discord.application_id", "is empty while discord.bot_token is set", "copy the Application ID from the Developer Portal's General Information page"}
+	}
+	if len(d.PublicKey) != 64 || strings.Trim(strings.ToLower(d.PublicKey), "0123456789abcdef") != "" {
+		return &Error{"discord.public_key", "is not a 64-character hex key", "copy the Public Key from the Developer Portal's General Information page"}
 	}
 	return nil
 }

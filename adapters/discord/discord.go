@@ -1,0 +1,190 @@
+// Package discord connects ConvoSphere to Discord. People ask with the
+// /ask slash command (option "question", optionally "assistant"); Discord
+// POSTs each interaction to the bot's interactions endpoint
+// (POST /discord/interactions), which verifies it (Ed25519), stores it in
+// the durable inbox (unique on the interaction id) and answers with a
+// deferred response at once; a worker then edits the streamed answer into
+// the original response and posts the rest as follow-ups.
+//
+// REST calls go through discordgo, which honours 429 retry_after and the
+// global rate limit; a custom API base URL (discord.api_url, for proxies
+// and tests) is applied by rewriting the requests' URLs, since discordgo's
+// endpoints are package-level constants.
+package discord
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bwmarrin/discordgo"
+
+	"github.com/convosphere/convosphere/engine"
+)
+
+// Mode is how Discord delivers interactions.
+type Mode string
+
+// Modes.
+const (
+	ModeHTTP    Mode = "http"    // the interactions endpoint
+	ModeGateway Mode = "gateway" // a gateway session (websocket) the bot opens
+)
+
+// DefaultAPIURL is the base URL of Discord's REST API, with the version.
+const DefaultAPIURL = "https://discord.com/api/v10"
+
+// Limits.
+const (
+	MessageLimit        = 2000             // characters of a message's content
+	DefaultMaxBodyBytes = 1 << 20          // cap on an interaction request body
+	tokenLifetime       = 15 * time.Minute // an interaction token's validity
+	maxSkew             = 5 * time.Minute  // of X-Signature-Timestamp either way
+)
+
+// Config configures the adapter.
+type Config struct {
+	ApplicationID string
+	PublicKey     string // hex, from the Developer Portal's General Information page
+	BotToken      string
+	Mode          Mode
+	APIURL        string // default DefaultAPIURL
+
+	MaxBodyBytes   int64
+	UpdateInterval time.Duration // at most one edit of a streaming answer per interval; default 1s
+	// HTTPClient makes the REST calls; default a client with a 30s timeout.
+	HTTPClient *http.Client
+}
+
+func (c *Config) setDefaults() {
+	if c.Mode == "" {
+		c.Mode = ModeHTTP
+	}
+	if c.APIURL == "" {
+		c.APIURL = DefaultAPIURL
+	}
+	c.APIURL = strings.TrimRight(c.APIURL, "/")
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.UpdateInterval == 0 {
+		c.UpdateInterval = time.Second
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+}
+
+// Validate reports the first missing or invalid setting, naming its key.
+func (c Config) Validate() error {
+	switch {
+	case c.ApplicationID == "":
+		return engine.Errorf(engine.EINVALID, "discord.application_id is empty: copy the Application ID from the Developer Portal's General Information page")
+	case c.BotToken == "":
+		return engine.Errorf(engine.EINVALID, "discord.bot_token is empty: reset and copy the token on the Developer Portal's Bot page")
+	case c.Mode == ModeGateway:
+		return engine.Errorf(engine.EINVALID, "discord.mode gateway is not available in this version: use http (the interactions endpoint, see docs/discord.md)")
+	case c.Mode != ModeHTTP:
+		return engine.Errorf(engine.EINVALID, "discord.mode %q is unknown: use http", c.Mode)
+	}
+	if _, err := publicKey(c.PublicKey); err != nil {
+		return err
+	}
+	if u, err := url.Parse(c.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return engine.Errorf(engine.EINVALID, "discord.api_url %q is not an http(s) URL: leave it empty for Discord's (%s)", c.APIURL, DefaultAPIURL)
+	}
+	return nil
+}
+
+func publicKey(s string) (ed25519.PublicKey, error) {
+	b, err := hex.DecodeString(strings.TrimSpace(s))
+	if err != nil || len(b) != ed25519.PublicKeySize {
+		return nil, engine.Errorf(engine.EINVALID, "discord.public_key is not a 64-character hex key: copy the Public Key from the Developer Portal's General Information page")
+	}
+	return ed25519.PublicKey(b), nil
+}
+
+// Store is what the adapter keeps and reads; engine.Store implements it.
+type Store interface {
+	engine.Inbox
+	engine.Outbox
+	engine.FeedbackStore
+	ListAssistants(ctx context.Context) ([]*engine.Assistant, error)
+}
+
+// Adapter is the Discord adapter: it serves the interactions endpoint
+// (Handler) and implements engine.ReplierFactory for the workers.
+type Adapter struct {
+	cfg   Config
+	key   ed25519.PublicKey
+	store Store
+	api   *discordgo.Session
+	log   *slog.Logger
+	now   func() time.Time
+	wg    sync.WaitGroup
+}
+
+var _ engine.ReplierFactory = (*Adapter)(nil)
+
+// New returns an adapter, or an EINVALID error naming the setting to fix.
+func New(cfg Config, store Store, logger *slog.Logger) (*Adapter, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	key, _ := publicKey(cfg.PublicKey)
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s, err := discordgo.New("Bot " + cfg.BotToken)
+	if err != nil {
+		return nil, engine.WrapError(engine.EINVALID, err, "discord: %v", err)
+	}
+	client := *cfg.HTTPClient
+	client.Transport = rewrite{base: cfg.APIURL, next: transportOf(cfg.HTTPClient)}
+	s.Client = &client
+	s.MaxRestRetries = 3
+	s.ShouldRetryOnRateLimit = true
+	return &Adapter{cfg: cfg, key: key, store: store, api: s, log: logger.With("component", "discord"), now: time.Now}, nil
+}
+
+// Close waits for background work (feedback acknowledgements).
+func (a *Adapter) Close() error {
+	a.wg.Wait()
+	return nil
+}
+
+func transportOf(c *http.Client) http.RoundTripper {
+	if c.Transport != nil {
+		return c.Transport
+	}
+	return http.DefaultTransport
+}
+
+// rewrite sends the requests discordgo addresses to Discord's API to base
+// instead (discord.api_url).
+type rewrite struct {
+	base string
+	next http.RoundTripper
+}
+
+func (rw rewrite) RoundTrip(r *http.Request) (*http.Response, error) {
+	prefix := discordgo.EndpointAPI[:len(discordgo.EndpointAPI)-1] // https://discord.com/api/vN
+	if u := r.URL.String(); strings.HasPrefix(u, prefix) && rw.base != prefix {
+		nu, err := url.Parse(rw.base + strings.TrimPrefix(u, prefix))
+		if err != nil {
+			return nil, fmt.Errorf("discord: rewrite %s: %w", u, err)
+		}
+		r = r.Clone(r.Context())
+		r.URL = nu
+		r.Host = nu.Host
+	}
+	return rw.next.RoundTrip(r)
+}
