@@ -61,6 +61,9 @@ type Config struct {
 	UpdateInterval time.Duration // at most one edit of a streaming answer per interval; default 1s
 	// HTTPClient makes the REST calls; default a client with a 30s timeout.
 	HTTPClient *http.Client
+	// Locker elects the replica that holds the gateway session; default an
+	// in-process lock.
+	Locker Locker
 }
 
 func (c *Config) setDefaults() {
@@ -89,12 +92,10 @@ func (c Config) Validate() error {
 		return engine.Errorf(engine.EINVALID, "discord.application_id is empty: copy the Application ID from the Developer Portal's General Information page")
 	case c.BotToken == "":
 		return engine.Errorf(engine.EINVALID, "discord.bot_token is empty: reset and copy the token on the Developer Portal's Bot page")
-	case c.Mode == ModeGateway:
-		return engine.Errorf(engine.EINVALID, "discord.mode gateway is not available in this version: use http (the interactions endpoint, see docs/discord.md)")
-	case c.Mode != ModeHTTP:
-		return engine.Errorf(engine.EINVALID, "discord.mode %q is unknown: use http", c.Mode)
+	case c.Mode != ModeHTTP && c.Mode != ModeGateway:
+		return engine.Errorf(engine.EINVALID, "discord.mode %q is unknown: use http (the interactions endpoint) or gateway", c.Mode)
 	}
-	if _, err := publicKey(c.PublicKey); err != nil {
+	if _, err := publicKey(c.PublicKey); err != nil && c.Mode == ModeHTTP {
 		return err
 	}
 	if u, err := url.Parse(c.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -122,13 +123,19 @@ type Store interface {
 // Adapter is the Discord adapter: it serves the interactions endpoint
 // (Handler) and implements engine.ReplierFactory for the workers.
 type Adapter struct {
-	cfg   Config
-	key   ed25519.PublicKey
-	store Store
-	api   *discordgo.Session
-	log   *slog.Logger
-	now   func() time.Time
-	wg    sync.WaitGroup
+	cfg    Config
+	key    ed25519.PublicKey
+	store  Store
+	api    *discordgo.Session
+	log    *slog.Logger
+	now    func() time.Time
+	locker Locker
+	wg     sync.WaitGroup
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	botUserID string
+	gw        gatewayState
 }
 
 var _ engine.ReplierFactory = (*Adapter)(nil)
@@ -151,12 +158,31 @@ func New(cfg Config, store Store, logger *slog.Logger) (*Adapter, error) {
 	client.Transport = rewrite{base: cfg.APIURL, next: transportOf(cfg.HTTPClient)}
 	s.Client = &client
 	s.MaxRestRetries = 3
+	s.LogLevel = -1 // errors come back to the adapter, which logs them with slog
 	s.ShouldRetryOnRateLimit = true
-	return &Adapter{cfg: cfg, key: key, store: store, api: s, log: logger.With("component", "discord"), now: time.Now}, nil
+	locker := cfg.Locker
+	if locker == nil {
+		locker = processLocks
+	}
+	return &Adapter{cfg: cfg, key: key, store: store, api: s, log: logger.With("component", "discord"), now: time.Now, locker: locker}, nil
 }
 
-// Close waits for background work (feedback acknowledgements).
+// Start opens the gateway session in gateway mode (in the background, until
+// Close); in HTTP mode there is nothing to start.
+func (a *Adapter) Start(ctx context.Context) {
+	if a.cfg.Mode != ModeGateway {
+		return
+	}
+	gctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.cancel = cancel
+	a.startGateway(gctx)
+}
+
+// Close ends the gateway session and waits for background work.
 func (a *Adapter) Close() error {
+	if a.cancel != nil {
+		a.cancel()
+	}
 	a.wg.Wait()
 	return nil
 }

@@ -429,7 +429,8 @@ func TestConfigValidate(t *testing.T) {
 		{"no application id", func(c *Config) { c.ApplicationID = "" }, "discord.application_id"},
 		{"no token", func(c *Config) { c.BotToken = "" }, "discord.bot_token"},
 		{"bad key", func(c *Config) { c.PublicKey = "xyz" }, "discord.public_key"},
-		{"gateway", func(c *Config) { c.Mode = ModeGateway }, "discord.mode"},
+		{"unknown mode", func(c *Config) { c.Mode = "rtm" }, "discord.mode"},
+		{"gateway needs no public key", func(c *Config) { c.Mode = ModeGateway; c.PublicKey = "" }, ""},
 		{"bad url", func(c *Config) { c.APIURL = "discord.com" }, "discord.api_url"},
 	}
 	for _, tt := range tests {

@@ -32,8 +32,9 @@ const feedbackPrefix = "feedback:"
 
 // meta is what the replier needs beyond engine.Message, stored with it.
 type meta struct {
-	ApplicationID string    `json:"application_id"`
-	Token         string    `json:"token"` // the interaction token: 15 minutes of webhook edits
+	ApplicationID string    `json:"application_id,omitempty"`
+	Token         string    `json:"token,omitempty"`    // the interaction token: 15 minutes of webhook edits
+	ReplyTo       string    `json:"reply_to,omitempty"` // a gateway message: the answer replies to it
 	ReceivedAt    time.Time `json:"received_at"`
 }
 

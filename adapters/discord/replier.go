@@ -154,9 +154,11 @@ func (r *replier) show(ctx context.Context, text string, embeds []*discordgo.Mes
 func (r *replier) post(ctx context.Context, part int, text string, embeds []*discordgo.MessageEmbed, comps []discordgo.MessageComponent) (string, error) {
 	opt := discordgo.WithContext(ctx)
 	if !r.tokenUsable() {
-		m, err := r.a.api.ChannelMessageSendComplex(r.channel, &discordgo.MessageSend{
-			Content: text, Embeds: embeds, Components: comps, AllowedMentions: noMentions,
-		}, opt)
+		send := &discordgo.MessageSend{Content: text, Embeds: embeds, Components: comps, AllowedMentions: noMentions}
+		if part == 0 && r.meta.ReplyTo != "" {
+			send.Reference = &discordgo.MessageReference{MessageID: r.meta.ReplyTo, ChannelID: r.channel}
+		}
+		m, err := r.a.api.ChannelMessageSendComplex(r.channel, send, opt)
 		if err != nil {
 			return "", restError("create channel message", err)
 		}

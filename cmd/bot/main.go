@@ -118,7 +118,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return err
 		}
 		repliers[engine.PlatformDiscord] = m.Discord
-		mux.Handle("POST /discord/interactions", m.Discord.Handler())
+		if cfg.Discord.Mode == "http" {
+			mux.Handle("POST /discord/interactions", m.Discord.Handler())
+		}
+		m.Discord.Start(ctx)
 	}
 	// A claim outlives the longest turn, so no other worker takes an event
 	// that is still being answered.
@@ -143,6 +146,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		err := m.App.Ready(ctx)
 		if err == nil && m.Slack != nil {
 			err = m.Slack.Ready()
+		}
+		if err == nil && m.Discord != nil {
+			err = m.Discord.Ready()
 		}
 		if err != nil {
 			m.Logger.WarnContext(ctx, "not ready", "error", err)

@@ -77,7 +77,7 @@ type Discord struct {
 	ApplicationID string `mapstructure:"application_id" yaml:"application_id"`
 	PublicKey     string `mapstructure:"public_key" yaml:"public_key"`
 	BotToken      string `mapstructure:"bot_token" yaml:"bot_token" secret:"true"`
-	Mode          string `mapstructure:"mode" yaml:"mode"`       // http (gateway: not yet)
+	Mode          string `mapstructure:"mode" yaml:"mode"`       // http or gateway
 	APIURL        string `mapstructure:"api_url" yaml:"api_url"` // REST base URL with the version
 }
 
@@ -369,11 +369,9 @@ func (s Slack) validate() error {
 
 func (d Discord) validate() error {
 	switch d.Mode {
-	case "http":
-	case "gateway":
-		return &Error{"discord.mode", "gateway is not available in this version", "use http: Discord POSTs interactions to bot.addr's /discord/interactions (see docs/discord.md)"}
+	case "http", "gateway":
 	default:
-		return &Error{"discord.mode", fmt.Sprintf("%q is unknown", d.Mode), "use http"}
+		return &Error{"discord.mode", fmt.Sprintf("%q is unknown", d.Mode), "use http (Discord POSTs interactions to bot.addr's /discord/interactions) or gateway (the bot connects to Discord; no public URL)"}
 	}
 	if err := checkURL("discord.api_url", d.APIURL, "https", "http"); err != nil {
 		return err
@@ -390,7 +388,7 @@ func (d Discord) validate() error {
 	if d.ApplicationID == "" {
 		return &Error{"discord.application_id", "is empty while discord.bot_token is set", "copy the Application ID from the Developer Portal's General Information page"}
 	}
-	if len(d.PublicKey) != 64 || strings.Trim(strings.ToLower(d.PublicKey), "0123456789abcdef") != "" {
+	if d.Mode == "http" && (len(d.PublicKey) != 64 || strings.Trim(strings.ToLower(d.PublicKey), "0123456789abcdef") != "") {
 		return &Error{"discord.public_key", "is not a 64-character hex key", "copy the Public Key from the Developer Portal's General Information page"}
 	}
 	return nil

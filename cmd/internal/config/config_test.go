@@ -69,7 +69,7 @@ func TestLoadErrorsNameKeyAndFix(t *testing.T) {
 		{"slack secret without token", "", map[string]string{"CONVOSPHERE_SLACK_SIGNING_SECRET": "s"}, "slack.bot_token"},
 		{"discord without application id", "", map[string]string{"CONVOSPHERE_DISCORD_BOT_TOKEN": "t", "CONVOSPHERE_DISCORD_PUBLIC_KEY": strings.Repeat("ab", 32)}, "discord.application_id"},
 		{"discord bad public key", "", map[string]string{"CONVOSPHERE_DISCORD_BOT_TOKEN": "t", "CONVOSPHERE_DISCORD_APPLICATION_ID": "1", "CONVOSPHERE_DISCORD_PUBLIC_KEY": "zz"}, "discord.public_key"},
-		{"discord gateway", "", map[string]string{"CONVOSPHERE_DISCORD_MODE": "gateway"}, "discord.mode"},
+		{"discord mode", "", map[string]string{"CONVOSPHERE_DISCORD_MODE": "rtm"}, "discord.mode"},
 		{"slack api url", "", map[string]string{"CONVOSPHERE_SLACK_BOT_TOKEN": "xoxb-1", "CONVOSPHERE_SLACK_SIGNING_SECRET": "s", "CONVOSPHERE_SLACK_API_URL": "slack.com/api"}, "slack.api_url"},
 	}
 	for _, tt := range tests {
