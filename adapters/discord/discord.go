@@ -6,22 +6,28 @@
 // deferred response at once; a worker then edits the streamed answer into
 // the original response and posts the rest as follow-ups.
 //
-// REST calls go through discordgo, which honours 429 retry_after and the
-// global rate limit; a custom API base URL (discord.api_url, for proxies
-// and tests) is applied by rewriting the requests' URLs, since discordgo's
-// endpoints are package-level constants.
+// REST calls go through discordgo, which waits out a route's 429
+// (retry_after) and retries; the adapter's transport adds the global rate
+// limit (a 429 marked global holds back every route) and applies a custom
+// API base URL (discord.api_url, for proxies and tests) by rewriting the
+// requests' URLs, since discordgo's endpoints are package-level variables.
 package discord
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bwmarrin/discordgo"
@@ -155,7 +161,7 @@ func New(cfg Config, store Store, logger *slog.Logger) (*Adapter, error) {
 		return nil, engine.WrapError(engine.EINVALID, err, "discord: %v", err)
 	}
 	client := *cfg.HTTPClient
-	client.Transport = rewrite{base: cfg.APIURL, next: transportOf(cfg.HTTPClient)}
+	client.Transport = &rewrite{base: cfg.APIURL, next: transportOf(cfg.HTTPClient)}
 	s.Client = &client
 	s.MaxRestRetries = 3
 	s.LogLevel = -1 // errors come back to the adapter, which logs them with slog
@@ -195,13 +201,16 @@ func transportOf(c *http.Client) http.RoundTripper {
 }
 
 // rewrite sends the requests discordgo addresses to Discord's API to base
-// instead (discord.api_url).
+// instead (discord.api_url), and honours Discord's global rate limit: a
+// 429 marked global holds back every request until its Retry-After has
+// passed (discordgo itself waits out per-route limits and retries).
 type rewrite struct {
-	base string
-	next http.RoundTripper
+	base        string
+	next        http.RoundTripper
+	globalUntil atomic.Int64 // Unix nanoseconds
 }
 
-func (rw rewrite) RoundTrip(r *http.Request) (*http.Response, error) {
+func (rw *rewrite) RoundTrip(r *http.Request) (*http.Response, error) {
 	prefix := discordgo.EndpointAPI[:len(discordgo.EndpointAPI)-1] // https://discord.com/api/vN
 	if u := r.URL.String(); strings.HasPrefix(u, prefix) && rw.base != prefix {
 		nu, err := url.Parse(rw.base + strings.TrimPrefix(u, prefix))
@@ -212,5 +221,39 @@ func (rw rewrite) RoundTrip(r *http.Request) (*http.Response, error) {
 		r.URL = nu
 		r.Host = nu.Host
 	}
-	return rw.next.RoundTrip(r)
+	if wait := time.Until(time.Unix(0, rw.globalUntil.Load())); wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-r.Context().Done():
+			t.Stop()
+			return nil, r.Context().Err()
+		case <-t.C:
+		}
+	}
+	resp, err := rw.next.RoundTrip(r)
+	if err != nil || resp.StatusCode != http.StatusTooManyRequests {
+		return resp, err
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	var rl struct {
+		Global     bool    `json:"global"`
+		RetryAfter float64 `json:"retry_after"`
+	}
+	_ = json.Unmarshal(body, &rl)
+	if rl.Global || resp.Header.Get("X-RateLimit-Global") != "" {
+		after := rl.RetryAfter
+		if h, err := strconv.ParseFloat(resp.Header.Get("Retry-After"), 64); err == nil && h > after {
+			after = h
+		}
+		until := time.Now().Add(time.Duration(min(after, 600) * float64(time.Second))).UnixNano()
+		for {
+			cur := rw.globalUntil.Load()
+			if cur >= until || rw.globalUntil.CompareAndSwap(cur, until) {
+				break
+			}
+		}
+	}
+	return resp, nil
 }

@@ -32,6 +32,7 @@ type fakeDiscord struct {
 	calls    []fakeCall
 	next     int
 	limitFor map[string]int // path prefix → 429s to answer first
+	global   map[string]int // path prefix → global 429s to answer first
 }
 
 type fakeCall struct {
@@ -41,7 +42,7 @@ type fakeCall struct {
 }
 
 func newFakeDiscord(t *testing.T) *fakeDiscord {
-	f := &fakeDiscord{limitFor: map[string]int{}}
+	f := &fakeDiscord{limitFor: map[string]int{}, global: map[string]int{}}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -61,6 +62,17 @@ func (f *fakeDiscord) serve(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", "1")
 			w.WriteHeader(http.StatusTooManyRequests)
 			fmt.Fprint(w, `{"message":"You are being rate limited.","retry_after":0.3,"global":false}`)
+			return
+		}
+	}
+	for prefix, n := range f.global {
+		if n > 0 && strings.HasPrefix(path, prefix) {
+			f.global[prefix] = n - 1
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Retry-After", "1")
+			w.Header().Set("X-RateLimit-Global", "true")
+			w.WriteHeader(http.StatusTooManyRequests)
+			fmt.Fprint(w, `{"message":"You are being rate limited.","retry_after":1,"global":true}`)
 			return
 		}
 	}
@@ -440,5 +452,33 @@ func TestConfigValidate(t *testing.T) {
 		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
 			t.Errorf("%s: %v, want an error naming %q", tt.name, err, tt.want)
 		}
+	}
+}
+
+// TestGlobalRateLimit: a global 429 holds back calls on every route until
+// its Retry-After has passed.
+func TestGlobalRateLimit(t *testing.T) {
+	e := mustEnv(t)
+	e.f.mu.Lock()
+	e.f.global["/channels/C1/messages"] = 1
+	e.f.mu.Unlock()
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.a.api.ChannelMessageSend("C1", "first")
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // the first call has met the global limit
+	if _, err := e.a.api.ChannelMessageSend("C2", "second"); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 900*time.Millisecond {
+		t.Errorf("a call on another route went through after %v, inside the global Retry-After of 1s", d)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.f.callsTo(http.MethodPost, "/channels/C1/messages")); n != 1 {
+		t.Errorf("the limited call went through %d times, want 1 (retried once)", n)
 	}
 }
