@@ -162,8 +162,18 @@ type Outbox interface {
 	Outbound(ctx context.Context, platform Platform, eventID string) ([]*OutboundMessage, error)
 }
 
+// PreferenceStore keeps chat users' small settings.
+type PreferenceStore interface {
+	// SetPreference stores p, replacing the value of the same (Platform,
+	// UserID, Key); an empty Value deletes it.
+	SetPreference(ctx context.Context, p *Preference) error
+	// Preference returns a stored preference; ENOTFOUND when there is none.
+	Preference(ctx context.Context, platform Platform, userID, key string) (*Preference, error)
+}
+
 // Store is everything a ConvoSphere process keeps in its database.
 type Store interface {
+	PreferenceStore
 	UserStore
 	AssistantStore
 	ConversationStore

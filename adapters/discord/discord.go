@@ -123,6 +123,7 @@ type Store interface {
 	engine.Inbox
 	engine.Outbox
 	engine.FeedbackStore
+	engine.PreferenceStore
 	ListAssistants(ctx context.Context) ([]*engine.Assistant, error)
 }
 

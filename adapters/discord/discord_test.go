@@ -482,3 +482,52 @@ func TestGlobalRateLimit(t *testing.T) {
 		t.Errorf("the limited call went through %d times, want 1 (retried once)", n)
 	}
 }
+
+func commandBody(id, name string, options []map[string]any) []byte {
+	b, _ := json.Marshal(map[string]any{
+		"type": 2, "token": "TOKEN-" + id, "id": id, "application_id": "APP1", "guild_id": "G1", "channel_id": "C1", "version": 1,
+		"member": map[string]any{"user": map[string]any{"id": "U1", "username": "mason"}},
+		"data":   map[string]any{"id": "7", "name": name, "type": 1, "options": options},
+	})
+	return b
+}
+
+// TestChooseAssistant: /assistant name:X makes X answer the user's /ask
+// questions in that channel; "default" goes back; unknown names are refused.
+func TestChooseAssistant(t *testing.T) {
+	e := mustEnv(t)
+	ctx := context.Background()
+	for _, as := range []*engine.Assistant{
+		{Name: "Guide", IsDefault: true},
+		{Name: "Ops", Description: "Runbooks", Bindings: []engine.Binding{{Platform: engine.PlatformDiscord, ChannelID: "C1"}}},
+		{Name: "Legal", Bindings: []engine.Binding{{Platform: engine.PlatformDiscord, ChannelID: "C1"}}},
+	} {
+		if err := e.db.CreateAssistant(ctx, as); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := e.post(commandBody("I1", "assistant", nil), time.Now()).Body.String()
+	if !strings.Contains(list, "Ops") || !strings.Contains(list, "Legal") || strings.Contains(list, "Guide") {
+		t.Errorf("list %s, want the channel's assistants", list)
+	}
+	opt := func(v string) []map[string]any { return []map[string]any{{"type": 3, "name": "name", "value": v}} }
+	if got := e.post(commandBody("I2", "assistant", opt("nobody")), time.Now()).Body.String(); !strings.Contains(got, "no assistant named") {
+		t.Errorf("unknown name answered %s", got)
+	}
+	if got := e.post(commandBody("I3", "assistant", opt("legal")), time.Now()).Body.String(); !strings.Contains(got, "now go to **Legal**") {
+		t.Errorf("choice answered %s", got)
+	}
+	e.post(askBody("I4", "Can I use this font?"), time.Now())
+	e.post(commandBody("I5", "assistant", opt("default")), time.Now())
+	e.post(askBody("I6", "And now?"), time.Now())
+	evs := inbox(t, e.db)
+	if len(evs) != 2 {
+		t.Fatalf("%d questions stored", len(evs))
+	}
+	var first, second engine.Message
+	_ = json.Unmarshal(evs[0].Payload, &first)
+	_ = json.Unmarshal(evs[1].Payload, &second)
+	if first.Assistant != "Legal" || second.Assistant != "" {
+		t.Errorf("assistants %q then %q, want Legal then the channel's", first.Assistant, second.Assistant)
+	}
+}

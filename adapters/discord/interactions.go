@@ -25,7 +25,12 @@ const (
 	commandAssistant = "assistant"
 	optionQuestion   = "question"
 	optionAssistant  = "assistant"
+	optionName       = "name"
 )
+
+// choiceKey is the preference holding the assistant a user chose for a
+// channel with /assistant.
+func choiceKey(channelID string) string { return "assistant:" + channelID }
 
 // Feedback buttons: custom_id "feedback:up:<trace id>" or "feedback:down:…".
 const feedbackPrefix = "feedback:"
@@ -115,7 +120,7 @@ func (a *Adapter) interaction(ctx context.Context, in *discordgo.Interaction) *d
 		case commandAsk:
 			return a.ask(ctx, in, data)
 		case commandAssistant:
-			return a.listAssistants(ctx, in)
+			return a.chooseAssistant(ctx, in, data)
 		}
 		return ephemeral(fmt.Sprintf("I do not know the command /%s: use /ask.", data.Name))
 	case discordgo.InteractionApplicationCommandAutocomplete:
@@ -153,6 +158,12 @@ func (a *Adapter) ask(ctx context.Context, in *discordgo.Interaction, data disco
 		return ephemeral("Write your question in the question option: /ask question: How do I deploy?")
 	}
 	user := userOf(in)
+	if assistant == "" {
+		// The assistant the user chose here with /assistant, if any.
+		if p, err := a.store.Preference(ctx, engine.PlatformDiscord, user.ID, choiceKey(in.ChannelID)); err == nil {
+			assistant = p.Value
+		}
+	}
 	thread := "u:" + user.ID // each user's questions in a channel are one conversation
 	if assistant != "" {
 		thread += "/" + strings.ToLower(assistant)
@@ -231,14 +242,54 @@ func (a *Adapter) channelAssistants(ctx context.Context, in *discordgo.Interacti
 	return bound, nil
 }
 
-// listAssistants answers /assistant: who can answer here, and how to pick.
-func (a *Adapter) listAssistants(ctx context.Context, in *discordgo.Interaction) *discordgo.InteractionResponse {
+// chooseAssistant answers /assistant: with a name, it remembers that
+// assistant for the user's /ask questions in this channel ("default"
+// forgets the choice); without, it lists who can answer here.
+func (a *Adapter) chooseAssistant(ctx context.Context, in *discordgo.Interaction, data discordgo.ApplicationCommandInteractionData) *discordgo.InteractionResponse {
 	list, err := a.channelAssistants(ctx, in)
 	if err != nil {
 		return ephemeral("The assistants could not be loaded; please try again in a minute.")
 	}
 	if len(list) == 0 {
 		return ephemeral("No assistant exists yet: an admin has to create one in the console.")
+	}
+	name := ""
+	for _, o := range data.Options {
+		if o.Name == optionName {
+			name = strings.TrimSpace(o.StringValue())
+		}
+	}
+	user := userOf(in)
+	if name == "" {
+		return a.listAssistants(ctx, in, list, user)
+	}
+	pref := &engine.Preference{Platform: engine.PlatformDiscord, UserID: user.ID, Key: choiceKey(in.ChannelID)}
+	reply := "Your /ask questions in this channel go to the channel's assistant again."
+	if !strings.EqualFold(name, "default") {
+		var chosen *engine.Assistant
+		for _, as := range list {
+			if strings.EqualFold(as.Name, name) {
+				chosen = as
+			}
+		}
+		if chosen == nil {
+			return ephemeral(fmt.Sprintf("There is no assistant named %q here: run /assistant without a name to see the list.", name))
+		}
+		pref.Value = chosen.Name
+		reply = fmt.Sprintf("Your /ask questions in this channel now go to **%s**. `/assistant name:default` goes back to the channel's assistant.", chosen.Name)
+	}
+	if err := a.store.SetPreference(ctx, pref); err != nil {
+		a.log.ErrorContext(ctx, "discord assistant choice not stored", "error", err)
+		return ephemeral("Your choice could not be saved just now; please try again in a minute.")
+	}
+	return ephemeral(reply)
+}
+
+// listAssistants says who can answer here, and which one the user chose.
+func (a *Adapter) listAssistants(ctx context.Context, in *discordgo.Interaction, list []*engine.Assistant, user engine.ChatUser) *discordgo.InteractionResponse {
+	chosen := ""
+	if p, err := a.store.Preference(ctx, engine.PlatformDiscord, user.ID, choiceKey(in.ChannelID)); err == nil {
+		chosen = p.Value
 	}
 	var sb strings.Builder
 	sb.WriteString("Assistants you can ask here:\n")
@@ -247,12 +298,15 @@ func (a *Adapter) listAssistants(ctx context.Context, in *discordgo.Interaction)
 		if as.IsDefault {
 			sb.WriteString(" (default)")
 		}
+		if strings.EqualFold(as.Name, chosen) {
+			sb.WriteString(" ← your choice")
+		}
 		if as.Description != "" {
 			sb.WriteString(": " + as.Description)
 		}
 		sb.WriteByte('\n')
 	}
-	sb.WriteString("Pick one with `/ask assistant:NAME question:…`.")
+	sb.WriteString("Choose one with `/assistant name:NAME`, or for one question with `/ask assistant:NAME question:…`.")
 	return ephemeral(truncate(sb.String(), MessageLimit))
 }
 
@@ -260,7 +314,7 @@ func (a *Adapter) listAssistants(ctx context.Context, in *discordgo.Interaction)
 func (a *Adapter) autocomplete(ctx context.Context, in *discordgo.Interaction) *discordgo.InteractionResponse {
 	typed := ""
 	for _, o := range in.ApplicationCommandData().Options {
-		if o.Name == optionAssistant && o.Focused {
+		if (o.Name == optionAssistant || o.Name == optionName) && o.Focused {
 			typed = strings.ToLower(o.StringValue())
 		}
 	}

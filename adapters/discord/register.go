@@ -17,7 +17,12 @@ func Commands() []*discordgo.ApplicationCommand {
 				{Type: discordgo.ApplicationCommandOptionString, Name: optionAssistant, Description: "Which assistant answers (see /assistant)", Autocomplete: true},
 			},
 		},
-		{Name: commandAssistant, Description: "List the assistants you can ask here", DMPermission: &dm},
+		{
+			Name: commandAssistant, Description: "Choose the assistant that answers your /ask here, or list them", DMPermission: &dm,
+			Options: []*discordgo.ApplicationCommandOption{
+				{Type: discordgo.ApplicationCommandOptionString, Name: optionName, Description: "The assistant (leave out to list them)", Autocomplete: true},
+			},
+		},
 	}
 }
 

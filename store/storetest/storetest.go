@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(tb testing.TB) engine.Store) {
 		{"InboxFutureEventBlocksThread", testInboxFutureEventBlocksThread},
 		{"ConcurrentClaimersGetDistinctEvents", testConcurrentClaimers},
 		{"ConcurrentEnqueueStoresEachEventOnce", testConcurrentEnqueue},
+		{"Preferences", testPreferences},
 		{"ConcurrentWorkersKeepThreadOrder", testConcurrentWorkers},
 		{"Outbox", testOutbox},
 	}
@@ -1653,3 +1654,31 @@ func testOutbox(t *testing.T, s engine.Store) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func testPreferences(t *testing.T, s engine.Store) {
+	ctx := t.Context()
+	_, err := s.Preference(ctx, engine.PlatformDiscord, "U1", "assistant:C1")
+	MustCode(t, err, engine.ENOTFOUND)
+	tests := []struct {
+		name, value string
+	}{
+		{"set", "ops"},
+		{"replace", "Guide"},
+	}
+	for _, tt := range tests {
+		Must(t, s.SetPreference(ctx, &engine.Preference{Platform: engine.PlatformDiscord, UserID: "U1", Key: "assistant:C1", Value: tt.value}))
+		got, err := s.Preference(ctx, engine.PlatformDiscord, "U1", "assistant:C1")
+		Must(t, err)
+		MustEqual(t, tt.name+": value", got.Value, tt.value)
+	}
+	// Keys are per platform and user.
+	_, err = s.Preference(ctx, engine.PlatformSlack, "U1", "assistant:C1")
+	MustCode(t, err, engine.ENOTFOUND)
+	_, err = s.Preference(ctx, engine.PlatformDiscord, "U2", "assistant:C1")
+	MustCode(t, err, engine.ENOTFOUND)
+	// An empty value deletes it.
+	Must(t, s.SetPreference(ctx, &engine.Preference{Platform: engine.PlatformDiscord, UserID: "U1", Key: "assistant:C1"}))
+	_, err = s.Preference(ctx, engine.PlatformDiscord, "U1", "assistant:C1")
+	MustCode(t, err, engine.ENOTFOUND)
+	MustCode(t, s.SetPreference(ctx, &engine.Preference{Platform: engine.PlatformDiscord, Key: "k", Value: "v"}), engine.EINVALID)
+}

@@ -1,0 +1,47 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/convosphere/convosphere/engine"
+)
+
+// SetPreference stores p, replacing the value of the same key; an empty
+// value deletes the preference.
+func (db *DB) SetPreference(ctx context.Context, p *engine.Preference) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	p.UpdatedAt = now()
+	var err error
+	if p.Value == "" {
+		_, err = db.pool.Exec(ctx, `DELETE FROM preferences WHERE platform = $1 AND user_id = $2 AND key = $3`,
+			string(p.Platform), p.UserID, p.Key)
+	} else {
+		_, err = db.pool.Exec(ctx, `INSERT INTO preferences (platform, user_id, key, value, updated_at) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (platform, user_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+			string(p.Platform), p.UserID, p.Key, p.Value, p.UpdatedAt)
+	}
+	if err != nil {
+		return fmt.Errorf("set preference: %w", err)
+	}
+	return nil
+}
+
+// Preference returns a stored preference; ENOTFOUND when there is none.
+func (db *DB) Preference(ctx context.Context, platform engine.Platform, userID, key string) (*engine.Preference, error) {
+	p := engine.Preference{Platform: platform, UserID: userID, Key: key}
+	err := db.pool.QueryRow(ctx, `SELECT value, updated_at FROM preferences WHERE platform = $1 AND user_id = $2 AND key = $3`,
+		string(platform), userID, key).Scan(&p.Value, &p.UpdatedAt)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, notFound("Preference", key)
+	case err != nil:
+		return nil, fmt.Errorf("read preference: %w", err)
+	}
+	return &p, nil
+}
