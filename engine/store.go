@@ -171,9 +171,18 @@ type PreferenceStore interface {
 	Preference(ctx context.Context, platform Platform, userID, key string) (*Preference, error)
 }
 
+// StatusStore keeps the platforms' connection states.
+type StatusStore interface {
+	// SetPlatformStatus records the state of s.Platform, replacing the last.
+	SetPlatformStatus(ctx context.Context, s *PlatformStatus) error
+	// PlatformStatuses lists the last state of each platform, by platform.
+	PlatformStatuses(ctx context.Context) ([]*PlatformStatus, error)
+}
+
 // Store is everything a ConvoSphere process keeps in its database.
 type Store interface {
 	PreferenceStore
+	StatusStore
 	UserStore
 	AssistantStore
 	ConversationStore

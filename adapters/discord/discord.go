@@ -124,6 +124,7 @@ type Store interface {
 	engine.Outbox
 	engine.FeedbackStore
 	engine.PreferenceStore
+	engine.StatusStore
 	ListAssistants(ctx context.Context) ([]*engine.Assistant, error)
 }
 

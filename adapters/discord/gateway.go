@@ -127,6 +127,7 @@ func (a *Adapter) runGateway(ctx context.Context, disconnected <-chan struct{}) 
 			// An alert: the bot stays up for the other platforms, but Discord
 			// will not work until the configuration is fixed.
 			a.log.ErrorContext(ctx, "ALERT discord gateway failed", "close_code", code, "reason", fatalCloseCodes[code])
+			a.report(ctx, engine.StatusFailed, a.gw.failed.Error())
 			return
 		}
 		if err != nil && !errors.Is(err, discordgo.ErrWSAlreadyOpen) {
@@ -142,6 +143,7 @@ func (a *Adapter) runGateway(ctx context.Context, disconnected <-chan struct{}) 
 		a.gw.up = true
 		a.gw.mu.Unlock()
 		a.log.InfoContext(ctx, "discord gateway connected")
+		a.report(ctx, engine.StatusConnected, "")
 		select {
 		case <-ctx.Done():
 			_ = a.api.Close()
@@ -151,7 +153,18 @@ func (a *Adapter) runGateway(ctx context.Context, disconnected <-chan struct{}) 
 			a.gw.up = false
 			a.gw.mu.Unlock()
 			a.log.WarnContext(ctx, "discord gateway disconnected; reconnecting")
+			a.report(ctx, engine.StatusReconnecting, "the gateway connection dropped")
 		}
+	}
+}
+
+// report records the gateway's state for the console.
+func (a *Adapter) report(ctx context.Context, state, detail string) {
+	if a.store == nil {
+		return
+	}
+	if err := a.store.SetPlatformStatus(ctx, &engine.PlatformStatus{Platform: engine.PlatformDiscord, State: state, Detail: detail}); err != nil {
+		a.log.WarnContext(ctx, "discord: record connection status", "error", err)
 	}
 }
 

@@ -194,6 +194,10 @@ func TestGatewayFatalClose(t *testing.T) {
 			if err := a.Ready(); err == nil || !strings.Contains(err.Error(), fmt.Sprint(code)) {
 				t.Errorf("Ready = %v, want the close code", err)
 			}
+			st, err := a.store.PlatformStatuses(context.Background())
+			if err != nil || len(st) != 1 || st[0].State != engine.StatusFailed || !strings.Contains(st[0].Detail, fmt.Sprint(code)) {
+				t.Errorf("status for the console %+v, %v; want failed with the code", st, err)
+			}
 		})
 	}
 }

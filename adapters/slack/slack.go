@@ -117,6 +117,7 @@ type Store interface {
 	engine.Inbox
 	engine.Outbox
 	engine.FeedbackStore
+	engine.StatusStore
 	ListAssistants(ctx context.Context) ([]*engine.Assistant, error)
 	ConversationByThread(ctx context.Context, platform engine.Platform, channelID, threadID string) (*engine.Conversation, error)
 }
@@ -188,7 +189,11 @@ func (a *Adapter) Start(ctx context.Context) error {
 	case err == nil:
 		a.setBotUser(resp.UserID)
 		a.log.InfoContext(ctx, "slack connected", "team", resp.Team, "bot_user_id", resp.UserID, "mode", a.cfg.Mode)
+		if a.cfg.Mode == ModeHTTP {
+			a.report(ctx, engine.StatusConnected, "token checked; events arrive over HTTP")
+		}
 	case isAuthError(err):
+		a.report(ctx, engine.StatusFailed, "Slack rejected slack.bot_token: "+err.Error())
 		return engine.WrapError(engine.EINVALID, err, "slack rejected slack.bot_token (%v): copy the Bot User OAuth Token (xoxb-…) again from your Slack app's OAuth & Permissions page", err)
 	default:
 		a.log.WarnContext(ctx, "slack auth.test failed; going on", "error", err)
@@ -233,6 +238,13 @@ func (a *Adapter) botUser() string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.botUserID
+}
+
+// report records the connection's state for the console.
+func (a *Adapter) report(ctx context.Context, state, detail string) {
+	if err := a.store.SetPlatformStatus(ctx, &engine.PlatformStatus{Platform: engine.PlatformSlack, State: state, Detail: detail}); err != nil {
+		a.log.WarnContext(ctx, "slack: record connection status", "error", err)
+	}
 }
 
 // isAuthError reports whether Slack rejected the token itself.

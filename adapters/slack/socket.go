@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/convosphere/convosphere/engine"
 )
 
 // Socket Mode timing.
@@ -89,6 +91,7 @@ func (s *socketClient) run(ctx context.Context) {
 					wait = linkDisabled
 				}
 				log.ErrorContext(ctx, "slack socket mode: cannot connect; retrying", "error", err, "retry_in_ms", wait.Milliseconds())
+				s.a.report(ctx, engine.StatusReconnecting, "socket mode: "+err.Error())
 				if !sleep(ctx, jitter(wait)) {
 					return
 				}
@@ -98,12 +101,14 @@ func (s *socketClient) run(ctx context.Context) {
 			backoff = backoffMin
 			current = c
 			log.InfoContext(ctx, "slack socket mode connected")
+			s.a.report(ctx, engine.StatusConnected, "socket mode")
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-current.closed:
 			log.WarnContext(ctx, "slack socket mode connection closed; reconnecting", "error", current.err)
+			s.a.report(ctx, engine.StatusReconnecting, "socket mode connection closed")
 			current = nil
 		case reason := <-current.refresh:
 			log.InfoContext(ctx, "slack asked for a new socket mode connection", "reason", reason)

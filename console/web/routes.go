@@ -48,6 +48,7 @@ func (s *Server) routes() (*gin.Engine, error) {
 	api := r.Group("/api/v1", s.requireAPIUser)
 	api.POST("/chat", s.chat)
 	api.GET("/assistants", s.listAssistants)
+	api.GET("/platforms", s.listPlatforms)
 
 	// Knowledge bases: anyone signed in lists and searches them; admins
 	// and editors manage them.

@@ -45,3 +45,34 @@ func (db *DB) Preference(ctx context.Context, platform engine.Platform, userID, 
 	}
 	return &p, nil
 }
+
+// SetPlatformStatus records a platform's connection state.
+func (db *DB) SetPlatformStatus(ctx context.Context, s *engine.PlatformStatus) error {
+	if s.Platform == "" || s.State == "" {
+		return engine.Errorf(engine.EINVALID, "A platform status needs a platform and a state.")
+	}
+	s.UpdatedAt = now()
+	_, err := db.pool.Exec(ctx, `INSERT INTO platform_status (platform, state, detail, updated_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (platform) DO UPDATE SET state = excluded.state, detail = excluded.detail, updated_at = excluded.updated_at`,
+		string(s.Platform), s.State, s.Detail, s.UpdatedAt)
+	if err != nil {
+		return fmt.Errorf("set platform status: %w", err)
+	}
+	return nil
+}
+
+// PlatformStatuses lists the platforms' last states.
+func (db *DB) PlatformStatuses(ctx context.Context) ([]*engine.PlatformStatus, error) {
+	rows, err := db.pool.Query(ctx, `SELECT platform, state, detail, updated_at FROM platform_status ORDER BY platform`)
+	if err != nil {
+		return nil, fmt.Errorf("list platform status: %w", err)
+	}
+	list, err := collect(rows, func(s scanner) (*engine.PlatformStatus, error) {
+		var st engine.PlatformStatus
+		return &st, s.Scan(&st.Platform, &st.State, &st.Detail, &st.UpdatedAt)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list platform status: %w", err)
+	}
+	return list, nil
+}

@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(tb testing.TB) engine.Store) {
 		{"ConcurrentClaimersGetDistinctEvents", testConcurrentClaimers},
 		{"ConcurrentEnqueueStoresEachEventOnce", testConcurrentEnqueue},
 		{"Preferences", testPreferences},
+		{"PlatformStatus", testPlatformStatus},
 		{"ConcurrentWorkersKeepThreadOrder", testConcurrentWorkers},
 		{"Outbox", testOutbox},
 	}
@@ -1681,4 +1682,21 @@ func testPreferences(t *testing.T, s engine.Store) {
 	_, err = s.Preference(ctx, engine.PlatformDiscord, "U1", "assistant:C1")
 	MustCode(t, err, engine.ENOTFOUND)
 	MustCode(t, s.SetPreference(ctx, &engine.Preference{Platform: engine.PlatformDiscord, Key: "k", Value: "v"}), engine.EINVALID)
+}
+
+func testPlatformStatus(t *testing.T, s engine.Store) {
+	ctx := t.Context()
+	list, err := s.PlatformStatuses(ctx)
+	Must(t, err)
+	MustEqual(t, "statuses at first", len(list), 0)
+	Must(t, s.SetPlatformStatus(ctx, &engine.PlatformStatus{Platform: engine.PlatformSlack, State: engine.StatusConnected}))
+	Must(t, s.SetPlatformStatus(ctx, &engine.PlatformStatus{Platform: engine.PlatformDiscord, State: engine.StatusConnected}))
+	Must(t, s.SetPlatformStatus(ctx, &engine.PlatformStatus{Platform: engine.PlatformDiscord, State: engine.StatusFailed, Detail: "close code 4004"}))
+	list, err = s.PlatformStatuses(ctx)
+	Must(t, err)
+	if len(list) != 2 || list[0].Platform != engine.PlatformDiscord || list[0].State != engine.StatusFailed || list[0].Detail != "close code 4004" ||
+		list[1].Platform != engine.PlatformSlack || list[0].UpdatedAt.IsZero() {
+		t.Fatalf("statuses %+v", list)
+	}
+	MustCode(t, s.SetPlatformStatus(ctx, &engine.PlatformStatus{Platform: engine.PlatformSlack}), engine.EINVALID)
 }
