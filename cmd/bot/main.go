@@ -24,6 +24,7 @@ import (
 	"time"
 
 	discordadapter "github.com/convosphere/convosphere/adapters/discord"
+	mattermostadapter "github.com/convosphere/convosphere/adapters/mattermost"
 	slackadapter "github.com/convosphere/convosphere/adapters/slack"
 	"github.com/convosphere/convosphere/cmd/internal/app"
 	"github.com/convosphere/convosphere/cmd/internal/config"
@@ -69,10 +70,12 @@ type Main struct {
 	App     *app.App
 	Slack   *slackadapter.Adapter   // nil unless slack.bot_token is set
 	Discord *discordadapter.Adapter // nil unless discord.bot_token is set
-	ln      net.Listener
-	server  *http.Server
-	cancel  context.CancelFunc
-	workers sync.WaitGroup
+	// Mattermost is nil unless mattermost.url is set.
+	Mattermost *mattermostadapter.Adapter
+	ln         net.Listener
+	server     *http.Server
+	cancel     context.CancelFunc
+	workers    sync.WaitGroup
 }
 
 // NewMain returns a bot for cfg.
@@ -123,6 +126,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		m.Discord.Start(ctx)
 	}
+	if cfg.Mattermost.Enabled() {
+		if m.Mattermost, err = mattermostadapter.New(mattermostadapter.Config{URL: cfg.Mattermost.URL, Token: cfg.Mattermost.Token}, m.App.Store, m.Logger); err != nil {
+			return err
+		}
+		if err := m.Mattermost.Start(ctx); err != nil {
+			return err
+		}
+		repliers[engine.PlatformMattermost] = m.Mattermost
+	}
 	// A claim outlives the longest turn, so no other worker takes an event
 	// that is still being answered.
 	// A crashed bot's events wait for their lease to expire before another
@@ -149,6 +161,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		if err == nil && m.Discord != nil {
 			err = m.Discord.Ready()
+		}
+		if err == nil && m.Mattermost != nil {
+			err = m.Mattermost.Ready()
 		}
 		if err != nil {
 			m.Logger.WarnContext(ctx, "not ready", "error", err)
@@ -182,7 +197,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	platforms := len(repliers)
 	m.Logger.Info("bot ready", "addr", m.ln.Addr().String(), "workers", cfg.Bot.Workers, "platforms", platforms)
 	if platforms == 0 {
-		m.Logger.Info("no chat platform is configured; set slack.bot_token or discord.bot_token (see docs/slack.md, docs/discord.md)")
+		m.Logger.Info("no chat platform is configured; set slack.bot_token, discord.bot_token or mattermost.url (see docs/slack.md, docs/discord.md, docs/mattermost.md)")
 	}
 	return nil
 }
@@ -213,6 +228,9 @@ func (m *Main) Close() error {
 	}
 	if m.Discord != nil {
 		errs = append(errs, m.Discord.Close())
+	}
+	if m.Mattermost != nil {
+		errs = append(errs, m.Mattermost.Close())
 	}
 	if m.App != nil {
 		errs = append(errs, m.App.Close())

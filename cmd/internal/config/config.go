@@ -25,21 +25,22 @@ const EnvPrefix = "CONVOSPHERE"
 // Config is the effective configuration of both binaries. Fields tagged
 // secret:"true" are redacted when printed.
 type Config struct {
-	DataDir   string    `mapstructure:"data_dir" yaml:"data_dir"`
-	Console   Console   `mapstructure:"console" yaml:"console"`
-	Bot       Bot       `mapstructure:"bot" yaml:"bot"`
-	Admin     Admin     `mapstructure:"admin" yaml:"admin"`
-	Database  Database  `mapstructure:"database" yaml:"database"`
-	Redis     Redis     `mapstructure:"redis" yaml:"redis"`
-	Weaviate  Weaviate  `mapstructure:"weaviate" yaml:"weaviate"`
-	LLM       LLM       `mapstructure:"llm" yaml:"llm"`
-	Rerank    Rerank    `mapstructure:"rerank" yaml:"rerank"`
-	Knowledge Knowledge `mapstructure:"knowledge" yaml:"knowledge"`
-	Slack     Slack     `mapstructure:"slack" yaml:"slack"`
-	Discord   Discord   `mapstructure:"discord" yaml:"discord"`
-	Engine    Engine    `mapstructure:"engine" yaml:"engine"`
-	Log       Log       `mapstructure:"log" yaml:"log"`
-	Demo      Demo      `mapstructure:"demo" yaml:"demo"`
+	DataDir    string     `mapstructure:"data_dir" yaml:"data_dir"`
+	Console    Console    `mapstructure:"console" yaml:"console"`
+	Bot        Bot        `mapstructure:"bot" yaml:"bot"`
+	Admin      Admin      `mapstructure:"admin" yaml:"admin"`
+	Database   Database   `mapstructure:"database" yaml:"database"`
+	Redis      Redis      `mapstructure:"redis" yaml:"redis"`
+	Weaviate   Weaviate   `mapstructure:"weaviate" yaml:"weaviate"`
+	LLM        LLM        `mapstructure:"llm" yaml:"llm"`
+	Rerank     Rerank     `mapstructure:"rerank" yaml:"rerank"`
+	Knowledge  Knowledge  `mapstructure:"knowledge" yaml:"knowledge"`
+	Slack      Slack      `mapstructure:"slack" yaml:"slack"`
+	Discord    Discord    `mapstructure:"discord" yaml:"discord"`
+	Mattermost Mattermost `mapstructure:"mattermost" yaml:"mattermost"`
+	Engine     Engine     `mapstructure:"engine" yaml:"engine"`
+	Log        Log        `mapstructure:"log" yaml:"log"`
+	Demo       Demo       `mapstructure:"demo" yaml:"demo"`
 }
 
 // Console configures the admin console.
@@ -83,6 +84,15 @@ type Discord struct {
 
 // Enabled reports whether the Discord adapter is configured.
 func (d Discord) Enabled() bool { return d.BotToken != "" }
+
+// Mattermost configures the Mattermost adapter; it is on when url is set.
+type Mattermost struct {
+	URL   string `mapstructure:"url" yaml:"url"`                   // the server
+	Token string `mapstructure:"token" yaml:"token" secret:"true"` // the bot account's access token
+}
+
+// Enabled reports whether the Mattermost adapter is configured.
+func (m Mattermost) Enabled() bool { return m.URL != "" }
 
 // Admin configures the first administrator.
 type Admin struct {
@@ -318,6 +328,15 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Discord.validate(); err != nil {
 		return err
+	}
+	if err := checkURL("mattermost.url", c.Mattermost.URL, "https", "http"); err != nil {
+		return err
+	}
+	if c.Mattermost.Enabled() != (c.Mattermost.Token != "") {
+		if c.Mattermost.Token == "" {
+			return &Error{"mattermost.token", "is empty while mattermost.url is set", "create a bot account (System Console → Integrations → Bot Accounts) and copy its access token"}
+		}
+		return &Error{"mattermost.url", "is empty while mattermost.token is set", "set the server's address, e.g. https://chat.example.com"}
 	}
 	if c.Bot.Workers < 1 || c.Bot.Workers > 256 {
 		return &Error{"bot.workers", fmt.Sprintf("%d is out of range", c.Bot.Workers), "use 1 to 256 (default 4)"}

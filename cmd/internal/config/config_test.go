@@ -69,6 +69,8 @@ func TestLoadErrorsNameKeyAndFix(t *testing.T) {
 		{"slack secret without token", "", map[string]string{"CONVOSPHERE_SLACK_SIGNING_SECRET": "s"}, "slack.bot_token"},
 		{"discord without application id", "", map[string]string{"CONVOSPHERE_DISCORD_BOT_TOKEN": "t", "CONVOSPHERE_DISCORD_PUBLIC_KEY": strings.Repeat("ab", 32)}, "discord.application_id"},
 		{"discord bad public key", "", map[string]string{"CONVOSPHERE_DISCORD_BOT_TOKEN": "t", "CONVOSPHERE_DISCORD_APPLICATION_ID": "1", "CONVOSPHERE_DISCORD_PUBLIC_KEY": "zz"}, "discord.public_key"},
+		{"mattermost without token", "", map[string]string{"CONVOSPHERE_MATTERMOST_URL": "https://chat.example.com"}, "mattermost.token"},
+		{"mattermost url", "", map[string]string{"CONVOSPHERE_MATTERMOST_URL": "chat.example.com", "CONVOSPHERE_MATTERMOST_TOKEN": "t"}, "mattermost.url"},
 		{"discord mode", "", map[string]string{"CONVOSPHERE_DISCORD_MODE": "rtm"}, "discord.mode"},
 		{"slack api url", "", map[string]string{"CONVOSPHERE_SLACK_BOT_TOKEN": "xoxb-1", "CONVOSPHERE_SLACK_SIGNING_SECRET": "s", "CONVOSPHERE_SLACK_API_URL": "slack.com/api"}, "slack.api_url"},
 	}
@@ -99,13 +101,14 @@ func TestRedacted(t *testing.T) {
 	c.LLM.APIKey = "sk-live-123"
 	c.Slack.BotToken, c.Slack.SigningSecret, c.Slack.AppToken = "xoxb-secret-token", "slack-signing-secret", "xapp-secret-token"
 	c.Discord.BotToken = "discord-secret-token"
+	c.Mattermost.Token = "mattermost-secret-token"
 	c.Database.URL = "postgres://cs:dbpass@db:5432/cs?sslmode=disable"
 	out, err := c.Redacted()
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := string(out)
-	for _, secret := range []string{"very-secret-password", "sk-live-123", "dbpass", "xoxb-secret-token", "slack-signing-secret", "xapp-secret-token", "discord-secret-token"} {
+	for _, secret := range []string{"very-secret-password", "sk-live-123", "dbpass", "xoxb-secret-token", "slack-signing-secret", "xapp-secret-token", "discord-secret-token", "mattermost-secret-token"} {
 		if strings.Contains(s, secret) {
 			t.Errorf("redacted config leaks %q:\n%s", secret, s)
 		}

@@ -1,0 +1,136 @@
+package mattermost
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/mattermost/mattermost/server/public/model"
+
+	"github.com/convosphere/convosphere/engine"
+	"github.com/convosphere/convosphere/engine/textsplit"
+)
+
+// Replier implements engine.ReplierFactory: the answer goes in the
+// message's thread, editing what an earlier attempt posted.
+func (a *Adapter) Replier(ctx context.Context, ev *engine.InboxEvent, msg engine.Message) (engine.Replier, error) {
+	r := &replier{a: a, ev: ev, channel: msg.Thread.Channel.ID, root: msg.Thread.ID}
+	out, err := a.store.Outbound(ctx, engine.PlatformMattermost, ev.EventID)
+	if err != nil {
+		return nil, engine.WrapError(engine.EUNAVAILABLE, err, "mattermost post %s: read outbox", ev.EventID)
+	}
+	for _, o := range out {
+		r.set(o.Part, o.MessageID)
+	}
+	return r, nil
+}
+
+// replier posts the answer in the thread and edits it as it streams (at
+// most once per UpdateInterval), in parts of at most MaxPostRunes.
+type replier struct {
+	a       *Adapter
+	ev      *engine.InboxEvent
+	channel string
+	root    string
+
+	posted    []string
+	shown     []string
+	lastFlush time.Time
+}
+
+func (r *replier) set(part int, id string) {
+	for len(r.posted) <= part {
+		r.posted = append(r.posted, "")
+		r.shown = append(r.shown, "")
+	}
+	r.posted[part] = id
+}
+
+// Update shows the answer so far, at most once per UpdateInterval.
+func (r *replier) Update(ctx context.Context, u engine.Update) error {
+	if strings.TrimSpace(u.Text) == "" || r.a.now().Sub(r.lastFlush) < r.a.cfg.UpdateInterval {
+		return nil
+	}
+	r.lastFlush = r.a.now()
+	return r.show(ctx, u.Text)
+}
+
+// Finish shows the final answer with its sources; a partial answer stays,
+// marked with the reason it stopped.
+func (r *replier) Finish(ctx context.Context, ans engine.Answer) error {
+	text := strings.TrimSpace(ans.Text)
+	switch notice := strings.TrimSpace(ans.Notice); {
+	case text == "" && notice == "":
+		text = "I have no answer to that."
+	case text == "":
+		text = "⚠️ " + notice
+	case notice != "":
+		text += "\n\n⚠️ *" + notice + "*"
+	}
+	if len(ans.Citations) > 0 {
+		var sb strings.Builder
+		sb.WriteString("\n\n---\n**Sources**\n")
+		for _, c := range ans.Citations {
+			label := c.Title
+			if c.Section != "" {
+				label += " › " + c.Section
+			}
+			if label == "" {
+				label = c.Document
+			}
+			fmt.Fprintf(&sb, "%d. %s", c.Index, label)
+			if c.Document != "" && c.Document != label {
+				sb.WriteString(" — " + c.Document)
+			}
+			sb.WriteByte('\n')
+		}
+		text += strings.TrimRight(sb.String(), "\n")
+	}
+	return r.show(ctx, text)
+}
+
+// show makes the thread read text: split, each part edited where it was
+// posted before, else posted.
+func (r *replier) show(ctx context.Context, text string) error {
+	parts := textsplit.Split(text, r.a.cfg.MaxPostRunes)
+	if len(parts) == 0 {
+		parts = []string{"…"}
+	}
+	for i, part := range parts {
+		if i < len(r.posted) && r.posted[i] != "" {
+			if r.shown[i] == part {
+				continue
+			}
+			if err := r.edit(ctx, r.posted[i], part); err != nil {
+				return err
+			}
+			r.shown[i] = part
+			continue
+		}
+		p, resp, err := r.a.api.CreatePost(ctx, &model.Post{ChannelId: r.channel, RootId: r.root, Message: part})
+		if err != nil {
+			return apiError("create post", resp, err)
+		}
+		r.set(i, p.Id)
+		r.shown[i] = part
+		if err := r.a.store.RecordOutbound(ctx, &engine.OutboundMessage{Platform: engine.PlatformMattermost,
+			EventID: r.ev.EventID, Part: i, ChannelID: r.channel, MessageID: p.Id}); err != nil {
+			return engine.WrapError(engine.EUNAVAILABLE, err, "mattermost: record posted message")
+		}
+	}
+	for i := len(parts); i < len(r.posted); i++ {
+		if r.posted[i] != "" && r.shown[i] != "…" {
+			if err := r.edit(ctx, r.posted[i], "…"); err != nil {
+				return err
+			}
+			r.shown[i] = "…"
+		}
+	}
+	return nil
+}
+
+func (r *replier) edit(ctx context.Context, id, text string) error {
+	_, resp, err := r.a.api.PatchPost(ctx, id, &model.PostPatch{Message: &text})
+	return apiError("edit post", resp, err)
+}
