@@ -54,6 +54,9 @@ func newFakeServer(t *testing.T) *fakeServer {
 		}
 		fmt.Fprint(w, `{"id":"BOT","username":"helper","is_bot":true}`)
 	})
+	mux.HandleFunc("GET /api/v4/users/{id}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"id":%q,"username":"ada","nickname":"Ada L.","email":"ada@example.com"}`, r.PathValue("id"))
+	})
 	mux.HandleFunc("POST /api/v4/posts", func(w http.ResponseWriter, r *http.Request) {
 		var p map[string]any
 		_ = json.NewDecoder(r.Body).Decode(&p)

@@ -114,6 +114,9 @@ func TestAnswerInThread(t *testing.T) {
 	}
 	var m engine.Message
 	_ = json.Unmarshal(evs[0].Payload, &m)
+	if err := a.PrepareMessage(ctx, evs[0], &m); err != nil || m.User.Name != "Ada L." {
+		t.Errorf("PrepareMessage: %v, user %+v", err, m.User)
+	}
 	r, err := a.Replier(ctx, evs[0], m)
 	if err != nil {
 		t.Fatal(err)

@@ -134,3 +134,23 @@ func (r *replier) edit(ctx context.Context, id, text string) error {
 	_, resp, err := r.a.api.PatchPost(ctx, id, &model.PostPatch{Message: &text})
 	return apiError("edit post", resp, err)
 }
+
+// PrepareMessage implements engine.MessagePreparer: the user's name, so the
+// console shows who asked.
+func (a *Adapter) PrepareMessage(ctx context.Context, _ *engine.InboxEvent, msg *engine.Message) error {
+	u, resp, err := a.api.GetUser(ctx, msg.User.ID, "")
+	if err != nil {
+		return apiError("read user", resp, err)
+	}
+	name := u.Nickname
+	if name == "" {
+		name = strings.TrimSpace(u.FirstName + " " + u.LastName)
+	}
+	if name == "" {
+		name = u.Username
+	}
+	msg.User.Name, msg.User.Email = name, u.Email
+	return nil
+}
+
+var _ engine.MessagePreparer = (*Adapter)(nil)
