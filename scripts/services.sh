@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Starts (or stops) the real servers the tests use, on loopback, under .cache/services:
-# PostgreSQL and Weaviate (scripts/weaviate.sh; built on first use, about 5 minutes).
-#   scripts/services.sh start   -> prints `export VAR=...` lines for the test environment
+# PostgreSQL, Weaviate (scripts/weaviate.sh) and Mattermost (scripts/mattermost.sh); the
+# last two are built on first use, about 5 minutes each.
+#   scripts/services.sh start      -> prints `export VAR=...` lines for the test environment
 #   scripts/services.sh stop
+#   scripts/services.sh postgres   -> PostgreSQL only (scripts/mattermost.sh uses it)
 # PostgreSQL runs as a private cluster owned by the postgres user (it refuses to run as root).
 set -euo pipefail
 
@@ -70,8 +72,11 @@ start_postgres() {
 		"$pg_bin/pg_isready" -h 127.0.0.1 -p "$pg_port" -q && break
 		sleep 0.2
 	done
-	"$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='convosphere_test'" | grep -q 1 ||
-		"$pg_bin/createdb" -h 127.0.0.1 -p "$pg_port" -U postgres convosphere_test
+	local db
+	for db in convosphere_test mattermost_test; do # mattermost_test: scripts/mattermost.sh
+		"$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$db'" | grep -q 1 ||
+			"$pg_bin/createdb" -h 127.0.0.1 -p "$pg_port" -U postgres "$db"
+	done
 	echo "export CONVOSPHERE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$pg_port/convosphere_test?sslmode=disable"
 }
 
@@ -85,10 +90,13 @@ case "${1:-start}" in
 start)
 	start_postgres
 	"$root/scripts/weaviate.sh" start
+	"$root/scripts/mattermost.sh" start
 	;;
+postgres) start_postgres ;;
 stop)
+	"$root/scripts/mattermost.sh" stop # before its database
 	stop_postgres
 	"$root/scripts/weaviate.sh" stop
 	;;
-*) echo "usage: $0 start|stop" >&2; exit 2 ;;
+*) echo "usage: $0 start|stop|postgres" >&2; exit 2 ;;
 esac

@@ -51,12 +51,15 @@ func (a *Adapter) run(ctx context.Context) {
 		ws.Listen()
 		stop := context.AfterFunc(ctx, ws.Close)
 		connected := time.Now()
+		// A resumed connection says no hello: the server just replays
+		// what was missed. A new one says hello (handled below).
+		a.setConnected(ctx, true, "websocket")
 		for ev := range ws.EventChannel {
+			a.log.DebugContext(ctx, "mattermost event", "event", string(ev.EventType()), "seq", ev.GetSequence())
 			if ev.EventType() == model.WebsocketEventHello {
 				id, _ := ev.GetData()["connection_id"].(string)
 				missed := connID != "" && id != connID
 				connID, nextSeq = id, ev.GetSequence()+1
-				a.setConnected(ctx, true, "websocket")
 				backoff = time.Second
 				if missed {
 					// The server did not have what we missed any more.
@@ -79,10 +82,13 @@ func (a *Adapter) run(ctx context.Context) {
 		a.setConnected(ctx, false, "websocket closed")
 		a.log.WarnContext(ctx, "mattermost websocket closed; reconnecting", "error", ws.ListenError)
 		if time.Since(connected) < 10*time.Second {
+			// It closed at once: do not hammer the server.
 			if !sleep(ctx, jitter(backoff)) {
 				return
 			}
 			backoff = min(backoff*2, time.Minute)
+		} else {
+			backoff = time.Second
 		}
 	}
 }
