@@ -150,11 +150,24 @@ func (e *Engine) Handle(ctx context.Context, msg Message, r Replier) (*Answer, e
 	done := t.trace.Step(StepHistory)
 	history, err := e.deps.Conversations.Turns(ctx, t.conv.ID, e.cfg.HistoryTurns)
 	if err == nil {
-		history = TrimHistory(history, e.cfg.HistoryTokens)
-		err = e.deps.Conversations.AddTurn(ctx, &Turn{
-			ConversationID: t.conv.ID, Role: TurnUser, UserID: msg.User.ID, UserName: msg.User.Name,
-			Content: msg.Text, EventID: msg.ID, TraceID: t.trace.ID,
-		})
+		// A retried event finds its own turns from the earlier attempt:
+		// they are not history, and the question is not stored twice.
+		asked := false
+		kept := make([]*Turn, 0, len(history))
+		for _, h := range history {
+			if msg.ID != "" && h.EventID == msg.ID {
+				asked = asked || h.Role == TurnUser
+				continue
+			}
+			kept = append(kept, h)
+		}
+		history = TrimHistory(kept, e.cfg.HistoryTokens)
+		if !asked {
+			err = e.deps.Conversations.AddTurn(ctx, &Turn{
+				ConversationID: t.conv.ID, Role: TurnUser, UserID: msg.User.ID, UserName: msg.User.Name,
+				Content: msg.Text, EventID: msg.ID, TraceID: t.trace.ID,
+			})
+		}
 	}
 	done(fmt.Sprintf("%d turns", len(history)), err)
 	if err != nil {

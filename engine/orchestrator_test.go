@@ -310,3 +310,44 @@ func TestHandleFinishFailureIsReported(t *testing.T) {
 		t.Errorf("trace error = %q", tr.Error)
 	}
 }
+
+// TestRetryDoesNotRepeatTheQuestion: an event answered a second time (the
+// worker retries after a failure) stores its question once, and the
+// earlier attempt's turns are not sent as history.
+func TestRetryDoesNotRepeatTheQuestion(t *testing.T) {
+	ctx := context.Background()
+	f := mustFixture(t, engine.Config{})
+	f.model.Script(
+		enginetest.Reply{Chunks: []string{"Partial "}, Err: engine.Errorf(engine.EUNAVAILABLE, "The model stopped.")},
+		enginetest.Reply{Chunks: []string{"Complete answer."}},
+	)
+	msg := slackMessage("T-retry", "How do I connect Slack?")
+	if _, err := f.engine.Handle(ctx, msg, &enginetest.Replier{}); err == nil {
+		t.Fatal("the first attempt did not fail")
+	}
+	if _, err := f.engine.Handle(ctx, msg, &enginetest.Replier{}); err != nil {
+		t.Fatal(err)
+	}
+	reqs := f.model.Requests()
+	second := reqs[len(reqs)-1].Messages
+	if n := len(second); n != 2 { // system prompt and the question
+		t.Errorf("the retry sent %d messages, want the system prompt and the question only: %+v", n, second)
+	}
+	convs, err := f.store.ListConversations(ctx, engine.ConversationFilter{})
+	if err != nil || len(convs) != 1 {
+		t.Fatalf("conversations %v, %v", convs, err)
+	}
+	turns, err := f.store.Turns(ctx, convs[0].ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	questions := 0
+	for _, tu := range turns {
+		if tu.Role == engine.TurnUser {
+			questions++
+		}
+	}
+	if questions != 1 {
+		t.Errorf("%d user turns stored for one question", questions)
+	}
+}
