@@ -18,6 +18,7 @@ import (
 	"github.com/convosphere/convosphere/console/web"
 	"github.com/convosphere/convosphere/engine"
 	"github.com/convosphere/convosphere/knowledge"
+	mcpserver "github.com/convosphere/convosphere/tools/mcp"
 )
 
 // Main is the console program: Run starts it, Close stops it. Tests run
@@ -67,6 +68,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}, web.Deps{
 		Store: m.App.Store, Chat: m.App.Engine, Ready: m.App.Ready, Logger: m.Logger,
 		Knowledge: knowledgeAPI{Service: m.App.Knowledge, store: m.App.Store},
+		MCP: mcpserver.NewServer(mcpserver.Deps{Retriever: m.App.Knowledge, Assistants: m.App.Store,
+			KnowledgeBases: m.App.Store, Version: version}),
 	})
 	if err != nil {
 		return fmt.Errorf("console: %w", err)

@@ -61,6 +61,16 @@ func (s *Server) routes() (*gin.Engine, error) {
 	editors.POST("/knowledge-bases/:kb/documents", s.uploadDocuments)
 	editors.DELETE("/knowledge-bases/:kb/documents/:id", s.deleteDocument)
 
+	// MCP for other agents (IDEs, desktop assistants): knowledge search
+	// and the assistants, with an API token (Authorization: Bearer).
+	if s.deps.MCP != nil {
+		mcp := r.Group("/mcp", s.requireAPIUser)
+		h := gin.WrapH(s.deps.MCP)
+		mcp.GET("", h)
+		mcp.POST("", h)
+		mcp.DELETE("", h)
+	}
+
 	return r, nil
 }
 

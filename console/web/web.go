@@ -131,6 +131,9 @@ type Deps struct {
 	// Knowledge serves the knowledge-base API; nil answers those routes
 	// with 503. Knowledge bases themselves are read from and created in Store.
 	Knowledge Knowledge
+	// MCP serves the Model Context Protocol endpoint (/mcp, behind the
+	// API's bearer-token check); nil answers 404.
+	MCP http.Handler
 	// Ready reports whether the dependencies can serve (for /readyz); nil
 	// means always ready.
 	Ready  func(ctx context.Context) error
