@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -25,11 +26,15 @@ type Config struct {
 	RetrievalLimit  int           // passages per turn unless the assistant says; default 5
 	StallTimeout    time.Duration // no stream event for this long ends the answer; default 45s
 	TurnTimeout     time.Duration // a whole turn's limit; default 3m
+	MaxToolSteps    int           // model calls that may ask for tools in one turn; default 8
 }
 
 func (c *Config) setDefaults() {
 	if c.MaxMessageBytes == 0 {
 		c.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if c.MaxToolSteps == 0 {
+		c.MaxToolSteps = 8
 	}
 	if c.HistoryTokens == 0 {
 		c.HistoryTokens = 4000
@@ -68,6 +73,7 @@ type Deps struct {
 	Traces        TraceStore
 	Model         LanguageModel
 	Retriever     Retriever
+	Tools         ToolSet // nil: no tools
 	Logger        *slog.Logger
 }
 
@@ -304,23 +310,21 @@ func (e *Engine) answer(ctx context.Context, t *turn, history []*Turn) (*Answer,
 		t.trace.TokensIn += EstimateTokens(m.Content)
 	}
 
+	if e.deps.Tools != nil && len(a.Tools) > 0 {
+		specs, err := e.deps.Tools.Tools(ctx, a)
+		if err != nil {
+			e.log.WarnContext(ctx, "tools unavailable; answering without them", "trace_id", t.trace.ID, "error", err)
+		}
+		req.Tools = specs
+	}
+
 	e.status(ctx, t, "Writing the answer…")
-	done := t.trace.Step(StepModel)
-	text, usage, model, err := e.stream(ctx, t, req)
-	if model != "" {
-		t.trace.Model = model
-	}
-	if usage.InputTokens > 0 {
-		t.trace.TokensIn = usage.InputTokens
-	}
-	t.trace.TokensOut = usage.OutputTokens
-	if t.trace.TokensOut == 0 {
-		t.trace.TokensOut = EstimateTokens(text)
-	}
-	done(fmt.Sprintf("%d tokens in, %d out", t.trace.TokensIn, t.trace.TokensOut), err)
+	text, toolNotice, err := e.toolLoop(ctx, t, req)
 
 	ans := Answer{Text: text, Citations: citationsFor(text, t.passages), Outcome: OutcomeAnswered}
 	switch {
+	case err == nil && toolNotice != "":
+		ans.Notice = toolNotice
 	case err != nil && strings.TrimSpace(text) != "":
 		ans.Outcome, ans.Notice = OutcomeInterrupted, "The answer was interrupted: "+ErrorMessage(modelError(err))
 	case err != nil:
@@ -351,15 +355,16 @@ func (e *Engine) answer(ctx context.Context, t *turn, history []*Turn) (*Answer,
 
 // stream reads the model's events through the stall watchdog, forwarding
 // text to the replier as it arrives.
-func (e *Engine) stream(ctx context.Context, t *turn, req ChatRequest) (string, Usage, string, error) {
+func (e *Engine) stream(ctx context.Context, t *turn, req ChatRequest, prefix string) (string, []ToolCall, Usage, string, error) {
 	mctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	events, err := e.deps.Model.Stream(mctx, req)
 	if err != nil {
-		return "", Usage{}, "", err
+		return "", nil, Usage{}, "", err
 	}
 	var (
 		text      strings.Builder
+		calls     []ToolCall
 		usage     Usage
 		model     string
 		updateErr error
@@ -374,25 +379,123 @@ func (e *Engine) stream(ctx context.Context, t *turn, req ChatRequest) (string, 
 				continue
 			}
 			text.WriteString(ev.Text)
-			if err := t.replier.Update(ctx, Update{Delta: ev.Text, Text: text.String()}); err != nil && updateErr == nil {
+			if err := t.replier.Update(ctx, Update{Delta: ev.Text, Text: prefix + text.String()}); err != nil && updateErr == nil {
 				updateErr = err
 				e.log.WarnContext(ctx, "stream update", "trace_id", t.trace.ID, "error", err)
 			}
 		case EventUsage:
 			usage = ev.Usage
 		case EventToolCall:
-			// The tool loop arrives with the tools issue; no tools are offered yet.
-			e.log.WarnContext(ctx, "model asked for a tool that was not offered", "trace_id", t.trace.ID, "tool", ev.ToolCall.Name)
+			if ev.ToolCall != nil {
+				calls = append(calls, *ev.ToolCall)
+			}
 		case EventError:
-			return text.String(), usage, model, ev.Err
+			return text.String(), calls, usage, model, ev.Err
 		case EventDone:
-			return text.String(), usage, model, nil
+			return text.String(), calls, usage, model, nil
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return text.String(), usage, model, WrapError(ETIMEOUT, err, "The answer took too long.")
+		return text.String(), calls, usage, model, WrapError(ETIMEOUT, err, "The answer took too long.")
 	}
-	return text.String(), usage, model, Errorf(EUNAVAILABLE, "The language model's stream ended without finishing the answer.")
+	return text.String(), calls, usage, model, Errorf(EUNAVAILABLE, "The language model's stream ended without finishing the answer.")
+}
+
+// maxToolFailures ends the tool loop: after this many steps in a row
+// whose every call failed, the model answers without tools.
+const maxToolFailures = 3
+
+// toolLoop calls the model and, while it asks for tools that were offered,
+// runs them (in parallel when it asks for several) and gives it the
+// results, up to MaxToolSteps model calls. The answer is the text of all
+// the calls; notice says why the loop stopped early, if it did.
+func (e *Engine) toolLoop(ctx context.Context, t *turn, req ChatRequest) (text, notice string, err error) {
+	offered := make(map[string]bool, len(req.Tools))
+	for _, spec := range req.Tools {
+		offered[spec.Name] = true
+	}
+	var (
+		answer   strings.Builder
+		usageIn  int
+		usageOut int
+		failures int
+	)
+	for step := 1; ; step++ {
+		done := t.trace.Step(StepModel)
+		part, calls, usage, model, err := e.stream(ctx, t, req, answer.String())
+		answer.WriteString(part)
+		if model != "" {
+			t.trace.Model = model
+		}
+		usageIn += usage.InputTokens
+		usageOut += usage.OutputTokens
+		if usageIn > 0 {
+			t.trace.TokensIn = usageIn
+		}
+		t.trace.TokensOut = usageOut
+		if t.trace.TokensOut == 0 {
+			t.trace.TokensOut = EstimateTokens(answer.String())
+		}
+		done(fmt.Sprintf("%d tokens in, %d out", t.trace.TokensIn, t.trace.TokensOut), err)
+		if err != nil || len(calls) == 0 {
+			return answer.String(), notice, err
+		}
+		if len(req.Tools) == 0 || e.deps.Tools == nil {
+			e.log.WarnContext(ctx, "model asked for tools that were not offered", "trace_id", t.trace.ID, "tool", calls[0].Name)
+			return answer.String(), notice, nil
+		}
+		if step >= e.cfg.MaxToolSteps {
+			return answer.String(), fmt.Sprintf("The assistant stopped after %d rounds of tool calls; the answer may be incomplete.", step), nil
+		}
+		results := e.runTools(ctx, t, calls, offered)
+		req.Messages = append(req.Messages, ChatMessage{Role: RoleAssistant, Content: part, ToolCalls: calls})
+		allFailed := true
+		for i, c := range calls {
+			req.Messages = append(req.Messages, ChatMessage{Role: RoleTool, ToolCallID: c.ID, Content: results[i].Content})
+			allFailed = allFailed && results[i].IsError
+		}
+		if allFailed {
+			failures++
+		} else {
+			failures = 0
+		}
+		if failures >= maxToolFailures {
+			// Let the model answer with what it has, without tools.
+			req.Tools = nil
+			notice = "The assistant's tools failed several times in a row, so it answered without them."
+		}
+	}
+}
+
+// runTools runs one step's calls, in parallel, in order of the results.
+func (e *Engine) runTools(ctx context.Context, t *turn, calls []ToolCall, offered map[string]bool) []ToolResult {
+	results := make([]ToolResult, len(calls))
+	var wg sync.WaitGroup
+	for i, c := range calls {
+		if !offered[c.Name] {
+			results[i] = ToolResult{Content: fmt.Sprintf("There is no tool named %q here; use one of the tools offered.", c.Name), IsError: true, Outcome: ToolDenied}
+			continue
+		}
+		e.status(ctx, t, "Using "+c.Name+"…")
+		wg.Go(func() {
+			done := t.trace.Step(StepTools)
+			r := e.deps.Tools.Call(ctx, ToolInvocation{Assistant: t.assistant, User: t.msg.User, Thread: t.msg.Thread, TraceID: t.trace.ID, Call: c})
+			if r.Outcome == "" {
+				r.Outcome = ToolOK
+				if r.IsError {
+					r.Outcome = ToolError
+				}
+			}
+			var stepErr error
+			if r.IsError {
+				stepErr = errors.New(r.Outcome)
+			}
+			done(fmt.Sprintf("%s %s (arguments %s)", c.Name, r.Outcome, ArgumentsHash(c.Arguments)), stepErr)
+			results[i] = r
+		})
+	}
+	wg.Wait()
+	return results
 }
 
 // finish delivers the answer (or the reason there is none), records the

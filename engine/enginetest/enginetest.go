@@ -17,6 +17,8 @@ type Reply struct {
 	Delay  time.Duration // pause before each chunk
 	Err    error         // sent after the chunks as EventError (nil: EventDone)
 	Stall  bool          // after the chunks, send nothing until the context ends
+	// ToolCalls are asked for after the chunks (before Usage and Done).
+	ToolCalls []engine.ToolCall
 	Usage  engine.Usage
 	Model  string
 }
@@ -97,6 +99,11 @@ func (m *Model) Stream(ctx context.Context, req engine.ChatRequest) (<-chan engi
 		if r.Stall {
 			<-ctx.Done()
 			return
+		}
+		for _, c := range r.ToolCalls {
+			if !send(engine.StreamEvent{Kind: engine.EventToolCall, ToolCall: &c}) {
+				return
+			}
 		}
 		if r.Usage != (engine.Usage{}) && !send(engine.StreamEvent{Kind: engine.EventUsage, Usage: r.Usage}) {
 			return
@@ -205,4 +212,46 @@ func (r *Retriever) Requests() []engine.RetrievalRequest {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]engine.RetrievalRequest(nil), r.requests...)
+}
+
+// ToolSet is a scripted engine.ToolSet: Specs are offered to every
+// assistant; Results answers calls by tool name (a missing one is an
+// error result). It records the calls.
+type ToolSet struct {
+	Specs   []engine.ToolSpec
+	Results map[string]engine.ToolResult
+	Delay   time.Duration // before each call's result
+
+	mu    sync.Mutex
+	calls []engine.ToolInvocation
+}
+
+// Tools implements engine.ToolSet.
+func (s *ToolSet) Tools(context.Context, *engine.Assistant) ([]engine.ToolSpec, error) {
+	return s.Specs, nil
+}
+
+// Call implements engine.ToolSet.
+func (s *ToolSet) Call(ctx context.Context, inv engine.ToolInvocation) engine.ToolResult {
+	s.mu.Lock()
+	s.calls = append(s.calls, inv)
+	s.mu.Unlock()
+	if s.Delay > 0 {
+		select {
+		case <-time.After(s.Delay):
+		case <-ctx.Done():
+			return engine.ToolResult{Content: "canceled", IsError: true, Outcome: engine.ToolTimeout}
+		}
+	}
+	if r, ok := s.Results[inv.Call.Name]; ok {
+		return r
+	}
+	return engine.ToolResult{Content: "tool failed", IsError: true, Outcome: engine.ToolError}
+}
+
+// Calls returns the calls made.
+func (s *ToolSet) Calls() []engine.ToolInvocation {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]engine.ToolInvocation(nil), s.calls...)
 }

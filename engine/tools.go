@@ -1,0 +1,51 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+)
+
+// ToolSet offers an assistant its tools and runs them. tools/ implements
+// it over MCP servers and the built-in tools, with the assistant's policy
+// (allowlist, allow/ask/deny, pinning) applied.
+type ToolSet interface {
+	// Tools returns the tools the assistant may call now.
+	Tools(ctx context.Context, a *Assistant) ([]ToolSpec, error)
+	// Call runs one call. A failure of the tool (a timeout, an error, a
+	// denial or a rejected approval) is a ToolResult with IsError set, told
+	// to the model; Call does not return errors.
+	Call(ctx context.Context, inv ToolInvocation) ToolResult
+}
+
+// ToolInvocation is one tool call of a turn, with who asked and where.
+type ToolInvocation struct {
+	Assistant *Assistant
+	User      ChatUser
+	Thread    Thread
+	TraceID   string
+	Call      ToolCall
+}
+
+// Tool call outcomes.
+const (
+	ToolOK       = "ok"
+	ToolError    = "error"
+	ToolTimeout  = "timeout"
+	ToolDenied   = "denied"   // the policy forbids it
+	ToolRejected = "rejected" // a person declined the approval
+)
+
+// ToolResult is what a tool call gave back, as the model will read it.
+type ToolResult struct {
+	Content string `json:"content"`
+	IsError bool   `json:"is_error"`
+	Outcome string `json:"outcome"`
+}
+
+// ArgumentsHash identifies a call's arguments in audits without storing
+// them.
+func ArgumentsHash(arguments string) string {
+	sum := sha256.Sum256([]byte(arguments))
+	return hex.EncodeToString(sum[:8])
+}
