@@ -29,7 +29,9 @@ func mustToolEngine(t *testing.T, f *fixture, tools *enginetest.ToolSet, cfg eng
 	return e
 }
 
-func toolCall(id, name, args string) engine.ToolCall { return engine.ToolCall{ID: id, Name: name, Arguments: args} }
+func toolCall(id, name, args string) engine.ToolCall {
+	return engine.ToolCall{ID: id, Name: name, Arguments: args}
+}
 
 // TestToolLoop: the model asks for two tools at once; both run (in
 // parallel), their results go back to it, and it answers.

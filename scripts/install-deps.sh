@@ -16,6 +16,8 @@ command -v man >/dev/null 2>&1 || need+=(man-db)
 command -v groff >/dev/null 2>&1 || need+=(groff-base)
 command -v col >/dev/null 2>&1 || need+=(bsdextrautils)
 dpkg -s manpages >/dev/null 2>&1 || need+=(manpages)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm) # the MCP servers of the tool tests (scripts/mcp-servers.sh)
 # Debian images may exclude documentation from packages (dpkg path-exclude);
 # the benchmark needs coreutils' man pages, so reinstall it when they are missing.
 reinstall=()

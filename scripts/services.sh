@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts (or stops) the real servers the tests use, on loopback, under .cache/services:
 # PostgreSQL, Weaviate (scripts/weaviate.sh) and Mattermost (scripts/mattermost.sh); the
-# last two are built on first use, about 5 minutes each.
+# last two are built on first use, about 5 minutes each. It also installs the MCP servers
+# from npm that the tool tests run (scripts/mcp-servers.sh).
 #   scripts/services.sh start      -> prints `export VAR=...` lines for the test environment
 #   scripts/services.sh stop
 #   scripts/services.sh postgres   -> PostgreSQL only (scripts/mattermost.sh uses it)
@@ -91,6 +92,7 @@ start)
 	start_postgres
 	"$root/scripts/weaviate.sh" start
 	"$root/scripts/mattermost.sh" start
+	"$root/scripts/mcp-servers.sh"
 	;;
 postgres) start_postgres ;;
 stop)

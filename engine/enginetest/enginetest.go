@@ -19,8 +19,8 @@ type Reply struct {
 	Stall  bool          // after the chunks, send nothing until the context ends
 	// ToolCalls are asked for after the chunks (before Usage and Done).
 	ToolCalls []engine.ToolCall
-	Usage  engine.Usage
-	Model  string
+	Usage     engine.Usage
+	Model     string
 }
 
 // Model is a scripted engine.LanguageModel. Replies are used in order; when

@@ -24,6 +24,7 @@ import (
 	"github.com/convosphere/convosphere/llm/openai"
 	"github.com/convosphere/convosphere/store/postgres"
 	"github.com/convosphere/convosphere/store/sqlite"
+	"github.com/convosphere/convosphere/tools"
 )
 
 // App holds the shared components of a running process.
@@ -34,7 +35,24 @@ type App struct {
 	Index     knowledge.Index
 	Knowledge *knowledge.Service
 	Model     engine.LanguageModel
+	Tools     *tools.Registry
 	Engine    *engine.Engine
+}
+
+// OpenTools starts the configured MCP servers (tools.mcp_servers); a
+// server that fails is logged and retried on use.
+func OpenTools(ctx context.Context, cfg config.Tools, logger *slog.Logger) (*tools.Registry, error) {
+	servers := make([]tools.ServerConfig, len(cfg.MCPServers))
+	for i, s := range cfg.MCPServers {
+		servers[i] = tools.ServerConfig{Name: s.Name, Transport: s.Transport, Command: s.Command, Args: s.Args,
+			Env: s.Env, URL: s.URL, Headers: s.Headers}
+	}
+	r, err := tools.New(tools.Config{Servers: servers, CallTimeout: cfg.CallTimeout, MaxOutputBytes: cfg.MaxOutputBytes}, logger)
+	if err != nil {
+		return nil, fmt.Errorf("tools.mcp_servers: %w", err)
+	}
+	r.Start(ctx)
+	return r, nil
 }
 
 // NewLogger returns the process logger described by cfg.
@@ -126,6 +144,9 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, 
 	if err != nil {
 		return nil, fmt.Errorf("knowledge: %w", err)
 	}
+	if a.Tools, err = OpenTools(ctx, cfg.Tools, logger); err != nil {
+		return nil, err
+	}
 	a.Engine, err = engine.New(engine.Config{
 		MaxMessageBytes: cfg.Engine.MaxMessageBytes,
 		HistoryTokens:   cfg.Engine.HistoryTokens,
@@ -133,7 +154,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, 
 		TurnTimeout:     cfg.Engine.TurnTimeout,
 	}, engine.Deps{
 		Assistants: a.Store, Conversations: a.Store, Traces: a.Store,
-		Model: a.Model, Retriever: a.Knowledge, Logger: logger,
+		Model: a.Model, Retriever: a.Knowledge, Tools: a.Tools, Logger: logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
@@ -176,6 +197,9 @@ func (a *App) Ready(ctx context.Context) error {
 // Close releases every component that was opened.
 func (a *App) Close() error {
 	var errs []error
+	if a.Tools != nil {
+		errs = append(errs, a.Tools.Close())
+	}
 	if a.Index != nil {
 		errs = append(errs, a.Index.Close())
 	}

@@ -38,6 +38,7 @@ type Config struct {
 	Slack      Slack      `mapstructure:"slack" yaml:"slack"`
 	Discord    Discord    `mapstructure:"discord" yaml:"discord"`
 	Mattermost Mattermost `mapstructure:"mattermost" yaml:"mattermost"`
+	Tools      Tools      `mapstructure:"tools" yaml:"tools"`
 	Engine     Engine     `mapstructure:"engine" yaml:"engine"`
 	Log        Log        `mapstructure:"log" yaml:"log"`
 	Demo       Demo       `mapstructure:"demo" yaml:"demo"`
@@ -93,6 +94,26 @@ type Mattermost struct {
 
 // Enabled reports whether the Mattermost adapter is configured.
 func (m Mattermost) Enabled() bool { return m.URL != "" }
+
+// Tools configures the assistants' tools: MCP servers (set in the YAML
+// file: a list) and the limits of a call.
+type Tools struct {
+	CallTimeout    time.Duration `mapstructure:"call_timeout" yaml:"call_timeout"`
+	MaxOutputBytes int           `mapstructure:"max_output_bytes" yaml:"max_output_bytes"`
+	MCPServers     []MCPServer   `mapstructure:"mcp_servers" yaml:"mcp_servers"`
+}
+
+// MCPServer is one MCP server: stdio (command, args, env) or http/sse
+// (url, headers). Env and headers are secrets.
+type MCPServer struct {
+	Name      string            `mapstructure:"name" yaml:"name"`
+	Transport string            `mapstructure:"transport" yaml:"transport"`
+	Command   string            `mapstructure:"command" yaml:"command"`
+	Args      []string          `mapstructure:"args" yaml:"args"`
+	Env       map[string]string `mapstructure:"env" yaml:"env" secret:"map"`
+	URL       string            `mapstructure:"url" yaml:"url"`
+	Headers   map[string]string `mapstructure:"headers" yaml:"headers" secret:"map"`
+}
 
 // Admin configures the first administrator.
 type Admin struct {
@@ -177,6 +198,7 @@ func Default() Config {
 		Weaviate: Weaviate{Collection: "ConvoSphereChunk"},
 		Slack:    Slack{Mode: "http", APIURL: "https://slack.com/api/"},
 		Discord:  Discord{Mode: "http", APIURL: "https://discord.com/api/v10"},
+		Tools:    Tools{CallTimeout: 30 * time.Second, MaxOutputBytes: 16 << 10},
 		Knowledge: Knowledge{ChunkSize: 1200, ChunkOverlap: 150, MaxFileBytes: 20 << 20, MaxPages: 500,
 			ExtractTimeout: time.Minute},
 		Engine: Engine{MaxMessageBytes: 16 << 10, HistoryTokens: 4000, StallTimeout: 45 * time.Second, TurnTimeout: 3 * time.Minute},
@@ -208,6 +230,13 @@ func Load(file string) (Config, error) {
 	var c Config
 	if err := v.UnmarshalExact(&c); err != nil {
 		return Config{}, fmt.Errorf("config: %w (see configs/convosphere.example.yaml for the known keys)", err)
+	}
+	if file != "" {
+		// viper lower-cases map keys; environment variable names and HTTP
+		// headers of MCP servers keep their case, from the file itself.
+		if err := mcpServersFromFile(file, &c); err != nil {
+			return Config{}, err
+		}
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
@@ -329,6 +358,12 @@ func (c *Config) Validate() error {
 	if err := c.Discord.validate(); err != nil {
 		return err
 	}
+	if c.Tools.CallTimeout <= 0 {
+		return &Error{"tools.call_timeout", "must be positive", "use a duration such as 30s"}
+	}
+	if c.Tools.MaxOutputBytes < 1 {
+		return &Error{"tools.max_output_bytes", "must be positive", "use a size in bytes such as 16384"}
+	}
 	if err := checkURL("mattermost.url", c.Mattermost.URL, "https", "http"); err != nil {
 		return err
 	}
@@ -350,6 +385,26 @@ func (c *Config) Validate() error {
 	case "text", "json":
 	default:
 		return &Error{"log.format", fmt.Sprintf("%q is unknown", c.Log.Format), "use text or json"}
+	}
+	return nil
+}
+
+// mcpServersFromFile reads tools.mcp_servers from the YAML file as written.
+func mcpServersFromFile(file string, c *Config) error {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("read config file %s: %w", file, err)
+	}
+	var f struct {
+		Tools struct {
+			MCPServers []MCPServer `yaml:"mcp_servers"`
+		} `yaml:"tools"`
+	}
+	if err := yaml.Unmarshal(raw, &f); err != nil {
+		return fmt.Errorf("read config file %s: %w (check that it is valid YAML)", file, err)
+	}
+	if f.Tools.MCPServers != nil {
+		c.Tools.MCPServers = f.Tools.MCPServers
 	}
 	return nil
 }
@@ -454,6 +509,18 @@ func redactedTree(v reflect.Value) map[string]any {
 			out[key] = redactedTree(f)
 		case f.Type() == reflect.TypeFor[time.Duration]():
 			out[key] = time.Duration(f.Int()).String()
+		case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.Struct:
+			list := make([]any, f.Len())
+			for j := range f.Len() {
+				list[j] = redactedTree(f.Index(j))
+			}
+			out[key] = list
+		case tag == "map" && f.Len() > 0:
+			m := map[string]string{}
+			for _, k := range f.MapKeys() {
+				m[k.String()] = "[redacted]"
+			}
+			out[key] = m
 		case tag == "true" && f.String() != "":
 			out[key] = "[redacted]"
 		case tag == "url" && f.String() != "":

@@ -126,3 +126,22 @@ func TestExampleFileLoads(t *testing.T) {
 		t.Fatalf("the example configuration does not load: %v", err)
 	}
 }
+
+func TestMCPServersFromFile(t *testing.T) {
+	t.Setenv("CONVOSPHERE_CONFIG", "")
+	file := mustWriteFile(t, "tools:\n  mcp_servers:\n    - name: files\n      transport: stdio\n      command: npx\n      args: [\"-y\", \"server\"]\n      env:\n        API_TOKEN: very-secret-value\n")
+	c, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Tools.MCPServers) != 1 || c.Tools.MCPServers[0].Command != "npx" || len(c.Tools.MCPServers[0].Args) != 2 || c.Tools.MCPServers[0].Env["API_TOKEN"] != "very-secret-value" {
+		t.Fatalf("servers %+v", c.Tools.MCPServers)
+	}
+	out, err := c.Redacted()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "very-secret-value") || !strings.Contains(string(out), "API_TOKEN") {
+		t.Errorf("redacted config:\n%s", out)
+	}
+}

@@ -1,0 +1,409 @@
+// Package tools is the tool registry: tools from MCP servers (through
+// mark3labs/mcp-go, over stdio, streamable HTTP or SSE) and built-in
+// tools, offered to each assistant by its allowlist and run for the
+// engine's tool loop (it implements engine.ToolSet).
+//
+// A tool is named "<server>__<tool>" (built-in tools: "builtin__<tool>"),
+// which is what an assistant's Tools list holds. Each call has a timeout
+// (the MCP request is cancelled), its output is capped (truncated with a
+// note), and a stdio server that crashed is restarted with backoff while
+// the conversation goes on with a clear message. A stdio server's process
+// gets only the environment configured for it (and PATH and HOME), never
+// ConvoSphere's own secrets.
+package tools
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/convosphere/convosphere/engine"
+)
+
+// Transports.
+const (
+	TransportStdio = "stdio"
+	TransportHTTP  = "http" // streamable HTTP
+	TransportSSE   = "sse"
+)
+
+// Separator joins a server's name and its tool's name.
+const Separator = "__"
+
+// ServerConfig configures one MCP server.
+type ServerConfig struct {
+	Name      string            // [a-z0-9_-], unique
+	Transport string            // stdio, http or sse
+	Command   string            // stdio
+	Args      []string          // stdio
+	Env       map[string]string // stdio: the process's whole environment, besides PATH and HOME
+	URL       string            // http, sse
+	Headers   map[string]string // http, sse (e.g. Authorization)
+}
+
+// Config configures the registry.
+type Config struct {
+	Servers        []ServerConfig
+	CallTimeout    time.Duration // per call; default 30s
+	MaxOutputBytes int           // per call result; default 16 KiB
+}
+
+func (c *Config) setDefaults() {
+	if c.CallTimeout == 0 {
+		c.CallTimeout = 30 * time.Second
+	}
+	if c.MaxOutputBytes == 0 {
+		c.MaxOutputBytes = 16 << 10
+	}
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+
+// Validate reports the first invalid setting.
+func (c Config) Validate() error {
+	seen := map[string]bool{}
+	for i, s := range c.Servers {
+		switch {
+		case !nameRE.MatchString(s.Name) || strings.Contains(s.Name, Separator) || s.Name == "builtin":
+			return engine.Errorf(engine.EINVALID, "MCP server %d: name %q is invalid: use up to 32 lower-case letters, digits, - or _ (not \"builtin\", no \"__\")", i+1, s.Name)
+		case seen[s.Name]:
+			return engine.Errorf(engine.EINVALID, "MCP server name %q appears twice", s.Name)
+		case s.Transport == TransportStdio && s.Command == "":
+			return engine.Errorf(engine.EINVALID, "MCP server %s: a stdio server needs a command", s.Name)
+		case (s.Transport == TransportHTTP || s.Transport == TransportSSE) && s.URL == "":
+			return engine.Errorf(engine.EINVALID, "MCP server %s: an %s server needs a url", s.Name, s.Transport)
+		case s.Transport != TransportStdio && s.Transport != TransportHTTP && s.Transport != TransportSSE:
+			return engine.Errorf(engine.EINVALID, "MCP server %s: transport %q is unknown: use stdio, http or sse", s.Name, s.Transport)
+		}
+		seen[s.Name] = true
+	}
+	if c.CallTimeout < 0 || c.MaxOutputBytes < 0 {
+		return engine.Errorf(engine.EINVALID, "tool call timeout and output limit must not be negative")
+	}
+	return nil
+}
+
+// Registry holds the MCP servers' tools; it implements engine.ToolSet.
+type Registry struct {
+	cfg     Config
+	log     *slog.Logger
+	servers map[string]*server
+	wg      sync.WaitGroup
+	cancel  context.CancelFunc
+}
+
+var _ engine.ToolSet = (*Registry)(nil)
+
+// server is one MCP server: its client while connected, and its tools.
+type server struct {
+	cfg ServerConfig
+
+	mu     sync.Mutex
+	client *client.Client
+	tools  []mcp.Tool
+	down   error     // why it is not connected
+	next   time.Time // when a crashed server may be started again
+	tries  int
+}
+
+// New returns a registry; Start connects its servers.
+func New(cfg Config, logger *slog.Logger) (*Registry, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	r := &Registry{cfg: cfg, log: logger.With("component", "tools"), servers: map[string]*server{}}
+	for _, s := range cfg.Servers {
+		r.servers[s.Name] = &server{cfg: s}
+	}
+	return r, nil
+}
+
+// Start connects every server (initialize, tools/list). A server that
+// fails is logged and retried on use; Start does not fail for it.
+func (r *Registry) Start(ctx context.Context) {
+	for _, s := range r.servers {
+		if err := r.connect(ctx, s); err != nil {
+			r.log.WarnContext(ctx, "MCP server unavailable", "server", s.cfg.Name, "error", err)
+		}
+	}
+}
+
+// Close stops the servers.
+func (r *Registry) Close() error {
+	for _, s := range r.servers {
+		s.mu.Lock()
+		if s.client != nil {
+			_ = s.client.Close()
+			s.client = nil
+		}
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// connect starts (or restarts) a server's client and lists its tools.
+func (r *Registry) connect(ctx context.Context, s *server) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.client != nil {
+		return nil
+	}
+	if time.Now().Before(s.next) {
+		return fmt.Errorf("restarting after a failure: %w", s.down)
+	}
+	c, err := newClient(s.cfg)
+	if err == nil {
+		cctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
+		defer cancel()
+		if err = c.Start(cctx); err == nil {
+			init := mcp.InitializeRequest{}
+			init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
+			init.Params.ClientInfo = mcp.Implementation{Name: "convosphere", Version: "1"}
+			if _, err = c.Initialize(cctx, init); err == nil {
+				var list *mcp.ListToolsResult
+				if list, err = c.ListTools(cctx, mcp.ListToolsRequest{}); err == nil {
+					s.tools = list.Tools
+				}
+			}
+		}
+		if err != nil {
+			_ = c.Close()
+		}
+	}
+	if err != nil {
+		s.down = err
+		s.tries++
+		s.next = time.Now().Add(min(time.Second<<min(s.tries-1, 6), time.Minute))
+		return err
+	}
+	s.client, s.down, s.tries = c, nil, 0
+	name := s.cfg.Name
+	c.OnNotification(func(n mcp.JSONRPCNotification) {
+		if n.Method == "notifications/tools/list_changed" {
+			r.wg.Go(func() { r.refresh(context.Background(), name) })
+		}
+	})
+	r.log.InfoContext(ctx, "MCP server connected", "server", name, "tools", len(s.tools))
+	return nil
+}
+
+// refresh lists a server's tools again (after tools/list_changed).
+func (r *Registry) refresh(ctx context.Context, name string) {
+	s := r.servers[name]
+	s.mu.Lock()
+	c := s.client
+	s.mu.Unlock()
+	if c == nil {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
+	defer cancel()
+	list, err := c.ListTools(cctx, mcp.ListToolsRequest{})
+	if err != nil {
+		r.log.WarnContext(ctx, "MCP tools refresh failed", "server", name, "error", err)
+		return
+	}
+	s.mu.Lock()
+	s.tools = list.Tools
+	s.mu.Unlock()
+	r.log.InfoContext(ctx, "MCP tools changed", "server", name, "tools", len(list.Tools))
+}
+
+// newClient makes the mcp-go client of a server.
+func newClient(cfg ServerConfig) (*client.Client, error) {
+	switch cfg.Transport {
+	case TransportStdio:
+		env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+		for k, v := range cfg.Env {
+			env = append(env, k+"="+v)
+		}
+		sort.Strings(env)
+		cmdFunc := func(ctx context.Context, command string, _ []string, args []string) (*exec.Cmd, error) {
+			cmd := exec.CommandContext(ctx, command, args...)
+			cmd.Env = env // only what is configured: not ConvoSphere's secrets
+			return cmd, nil
+		}
+		return client.NewStdioMCPClientWithOptions(cfg.Command, nil, cfg.Args, transport.WithCommandFunc(cmdFunc))
+	case TransportHTTP:
+		return client.NewStreamableHttpClient(cfg.URL, transport.WithHTTPHeaders(cfg.Headers))
+	case TransportSSE:
+		return client.NewSSEMCPClient(cfg.URL, transport.WithHeaders(cfg.Headers))
+	}
+	return nil, fmt.Errorf("transport %q is unknown", cfg.Transport)
+}
+
+// Tools implements engine.ToolSet: the tools of the assistant's allowlist
+// that a connected server offers.
+func (r *Registry) Tools(ctx context.Context, a *engine.Assistant) ([]engine.ToolSpec, error) {
+	allowed := map[string]bool{}
+	for _, name := range a.Tools {
+		allowed[name] = true
+	}
+	var specs []engine.ToolSpec
+	var errs []error
+	for _, name := range sortedNames(r.servers) {
+		s := r.servers[name]
+		if !anyAllowed(allowed, name) {
+			continue
+		}
+		if err := r.connect(ctx, s); err != nil {
+			errs = append(errs, fmt.Errorf("MCP server %s: %w", name, err))
+			continue
+		}
+		s.mu.Lock()
+		for _, t := range s.tools {
+			full := name + Separator + t.Name
+			if !allowed[full] {
+				continue
+			}
+			schema, err := t.MarshalJSON()
+			if err == nil {
+				schema, err = inputSchema(schema)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("tool %s: %w", full, err))
+				continue
+			}
+			specs = append(specs, engine.ToolSpec{Name: full, Description: t.Description, InputSchema: schema})
+		}
+		s.mu.Unlock()
+	}
+	return specs, errors.Join(errs...)
+}
+
+func anyAllowed(allowed map[string]bool, server string) bool {
+	for name := range allowed {
+		if strings.HasPrefix(name, server+Separator) {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedNames(m map[string]*server) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Call implements engine.ToolSet.
+func (r *Registry) Call(ctx context.Context, inv engine.ToolInvocation) engine.ToolResult {
+	name, tool, ok := strings.Cut(inv.Call.Name, Separator)
+	s := r.servers[name]
+	if !ok || s == nil || !allowedFor(inv.Assistant, inv.Call.Name) {
+		return engine.ToolResult{Content: fmt.Sprintf("The tool %q is not available to this assistant.", inv.Call.Name), IsError: true, Outcome: engine.ToolDenied}
+	}
+	if err := r.connect(ctx, s); err != nil {
+		return engine.ToolResult{Content: fmt.Sprintf("The tool server %q is unavailable (%v); it is being restarted. Answer without it, or try again later.", name, err),
+			IsError: true, Outcome: engine.ToolError}
+	}
+	s.mu.Lock()
+	c := s.client
+	s.mu.Unlock()
+	args, err := decodeArguments(inv.Call.Arguments)
+	if err != nil {
+		return engine.ToolResult{Content: "The arguments are not a JSON object: " + err.Error(), IsError: true, Outcome: engine.ToolError}
+	}
+	cctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
+	defer cancel()
+	req := mcp.CallToolRequest{}
+	req.Params.Name = tool
+	req.Params.Arguments = args
+	res, err := c.CallTool(cctx, req)
+	switch {
+	case errors.Is(cctx.Err(), context.DeadlineExceeded):
+		return engine.ToolResult{Content: fmt.Sprintf("The tool %q did not answer within %s; the call was cancelled.", inv.Call.Name, r.cfg.CallTimeout),
+			IsError: true, Outcome: engine.ToolTimeout}
+	case err != nil:
+		r.markDown(s, c, err)
+		return engine.ToolResult{Content: fmt.Sprintf("The tool server %q failed (%v); it is being restarted. Answer without it, or try again later.", name, err),
+			IsError: true, Outcome: engine.ToolError}
+	}
+	out := r.truncate(resultText(res))
+	if res.IsError {
+		return engine.ToolResult{Content: out, IsError: true, Outcome: engine.ToolError}
+	}
+	return engine.ToolResult{Content: out, Outcome: engine.ToolOK}
+}
+
+func allowedFor(a *engine.Assistant, name string) bool {
+	if a == nil {
+		return false
+	}
+	for _, t := range a.Tools {
+		if t == name {
+			return true
+		}
+	}
+	return false
+}
+
+// markDown drops a client whose transport failed (a crashed process), so
+// the next use restarts it, after a backoff.
+func (r *Registry) markDown(s *server, c *client.Client, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.client != c {
+		return
+	}
+	_ = c.Close()
+	s.client, s.down = nil, err
+	s.tries++
+	s.next = time.Now().Add(min(time.Second<<min(s.tries-1, 6), time.Minute))
+	r.log.Warn("MCP server failed; it will be restarted", "server", s.cfg.Name, "error", err)
+}
+
+// truncate caps a result at MaxOutputBytes, on a rune boundary, with a note.
+func (r *Registry) truncate(s string) string {
+	if len(s) <= r.cfg.MaxOutputBytes {
+		return s
+	}
+	cut := r.cfg.MaxOutputBytes
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("\n\n[output truncated: %d of %d bytes shown]", cut, len(s))
+}
+
+// resultText is a result's text content (other content is described).
+func resultText(res *mcp.CallToolResult) string {
+	var sb strings.Builder
+	for _, c := range res.Content {
+		if sb.Len() > 0 {
+			sb.WriteString("\n")
+		}
+		switch v := c.(type) {
+		case mcp.TextContent:
+			sb.WriteString(v.Text)
+		case mcp.ImageContent:
+			sb.WriteString("[an image: " + v.MIMEType + "]")
+		case mcp.AudioContent:
+			sb.WriteString("[audio: " + v.MIMEType + "]")
+		case mcp.EmbeddedResource:
+			sb.WriteString("[a resource]")
+		default:
+			sb.WriteString("[content]")
+		}
+	}
+	return sb.String()
+}
