@@ -59,6 +59,7 @@ type Config struct {
 	Servers        []ServerConfig
 	CallTimeout    time.Duration // per call; default 30s
 	MaxOutputBytes int           // per call result; default 16 KiB
+	Builtins       Builtins      // the built-in tools (builtin__current_time, …)
 }
 
 func (c *Config) setDefaults() {
@@ -258,6 +259,11 @@ func (r *Registry) Tools(ctx context.Context, a *engine.Assistant) ([]engine.Too
 	}
 	var specs []engine.ToolSpec
 	var errs []error
+	for _, spec := range r.cfg.Builtins.specs() {
+		if allowed[spec.Name] {
+			specs = append(specs, spec)
+		}
+	}
 	for _, name := range sortedNames(r.servers) {
 		s := r.servers[name]
 		if !anyAllowed(allowed, name) {
@@ -309,6 +315,24 @@ func sortedNames(m map[string]*server) []string {
 // Call implements engine.ToolSet.
 func (r *Registry) Call(ctx context.Context, inv engine.ToolInvocation) engine.ToolResult {
 	name, tool, ok := strings.Cut(inv.Call.Name, Separator)
+	if ok && name == builtinServer && allowedFor(inv.Assistant, inv.Call.Name) {
+		offered := false
+		for _, spec := range r.cfg.Builtins.specs() {
+			offered = offered || spec.Name == inv.Call.Name
+		}
+		args, err := decodeArguments(inv.Call.Arguments)
+		switch {
+		case !offered:
+			return engine.ToolResult{Content: fmt.Sprintf("The tool %q is not available.", inv.Call.Name), IsError: true, Outcome: engine.ToolDenied}
+		case err != nil:
+			return engine.ToolResult{Content: "The arguments are not a JSON object: " + err.Error(), IsError: true, Outcome: engine.ToolError}
+		}
+		cctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
+		defer cancel()
+		res := r.cfg.Builtins.call(cctx, inv, tool, args)
+		res.Content = r.truncate(res.Content)
+		return res
+	}
 	s := r.servers[name]
 	if !ok || s == nil || !allowedFor(inv.Assistant, inv.Call.Name) {
 		return engine.ToolResult{Content: fmt.Sprintf("The tool %q is not available to this assistant.", inv.Call.Name), IsError: true, Outcome: engine.ToolDenied}

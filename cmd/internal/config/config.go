@@ -100,7 +100,10 @@ func (m Mattermost) Enabled() bool { return m.URL != "" }
 type Tools struct {
 	CallTimeout    time.Duration `mapstructure:"call_timeout" yaml:"call_timeout"`
 	MaxOutputBytes int           `mapstructure:"max_output_bytes" yaml:"max_output_bytes"`
-	MCPServers     []MCPServer   `mapstructure:"mcp_servers" yaml:"mcp_servers"`
+	// FetchAllowlist are the sites the built-in fetch_url may read; empty:
+	// the tool is off.
+	FetchAllowlist []string    `mapstructure:"fetch_allowlist" yaml:"fetch_allowlist"`
+	MCPServers     []MCPServer `mapstructure:"mcp_servers" yaml:"mcp_servers"`
 }
 
 // MCPServer is one MCP server: stdio (command, args, env) or http/sse
