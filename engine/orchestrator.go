@@ -73,7 +73,8 @@ type Deps struct {
 	Traces        TraceStore
 	Model         LanguageModel
 	Retriever     Retriever
-	Tools         ToolSet // nil: no tools
+	Tools         ToolSet        // nil: no tools
+	ToolAudit     ToolAuditStore // records every tool call; nil: none
 	Logger        *slog.Logger
 }
 
@@ -467,6 +468,19 @@ func (e *Engine) toolLoop(ctx context.Context, t *turn, req ChatRequest) (text, 
 	}
 }
 
+// audit records a tool call (ToolAudit), whatever its outcome.
+func (e *Engine) audit(ctx context.Context, t *turn, c ToolCall, r ToolResult, d time.Duration) {
+	if e.deps.ToolAudit == nil {
+		return
+	}
+	rec := &ToolCallRecord{TraceID: t.trace.ID, AssistantID: t.assistant.ID, AssistantName: t.assistant.Name,
+		Platform: t.msg.Thread.Channel.Platform, UserID: t.msg.User.ID, Tool: c.Name,
+		ArgumentsHash: ArgumentsHash(c.Arguments), Outcome: r.Outcome, Duration: d}
+	if err := e.deps.ToolAudit.RecordToolCall(context.WithoutCancel(ctx), rec); err != nil {
+		e.log.ErrorContext(ctx, "record tool call", "trace_id", t.trace.ID, "tool", c.Name, "error", err)
+	}
+}
+
 // runTools runs one step's calls, in parallel, in order of the results.
 func (e *Engine) runTools(ctx context.Context, t *turn, calls []ToolCall, offered map[string]bool) []ToolResult {
 	results := make([]ToolResult, len(calls))
@@ -479,7 +493,9 @@ func (e *Engine) runTools(ctx context.Context, t *turn, calls []ToolCall, offere
 		e.status(ctx, t, "Using "+c.Name+"…")
 		wg.Go(func() {
 			done := t.trace.Step(StepTools)
+			start := time.Now()
 			r := e.deps.Tools.Call(ctx, ToolInvocation{Assistant: t.assistant, User: t.msg.User, Thread: t.msg.Thread, TraceID: t.trace.ID, Call: c})
+			took := time.Since(start)
 			if r.Outcome == "" {
 				r.Outcome = ToolOK
 				if r.IsError {
@@ -491,6 +507,7 @@ func (e *Engine) runTools(ctx context.Context, t *turn, calls []ToolCall, offere
 				stepErr = errors.New(r.Outcome)
 			}
 			done(fmt.Sprintf("%s %s (arguments %s)", c.Name, r.Outcome, ArgumentsHash(c.Arguments)), stepErr)
+			e.audit(ctx, t, c, r, took)
 			results[i] = r
 		})
 	}

@@ -179,8 +179,15 @@ type StatusStore interface {
 	PlatformStatuses(ctx context.Context) ([]*PlatformStatus, error)
 }
 
+// ToolAuditStore keeps the audit of tool calls.
+type ToolAuditStore interface {
+	RecordToolCall(ctx context.Context, r *ToolCallRecord) error
+	ListToolCalls(ctx context.Context, f ToolCallFilter) ([]*ToolCallRecord, error)
+}
+
 // Store is everything a ConvoSphere process keeps in its database.
 type Store interface {
+	ToolAuditStore
 	PreferenceStore
 	StatusStore
 	UserStore

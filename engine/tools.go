@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"time"
 )
 
 // ToolSet offers an assistant its tools and runs them. tools/ implements
@@ -48,4 +49,27 @@ type ToolResult struct {
 func ArgumentsHash(arguments string) string {
 	sum := sha256.Sum256([]byte(arguments))
 	return hex.EncodeToString(sum[:8])
+}
+
+// ToolCallRecord is the audit of one tool call: who, which tool, a hash
+// of the arguments (not the arguments), how long and how it ended.
+type ToolCallRecord struct {
+	ID            string        `json:"id"`
+	TraceID       string        `json:"trace_id"`
+	AssistantID   string        `json:"assistant_id"`
+	AssistantName string        `json:"assistant_name"`
+	Platform      Platform      `json:"platform"`
+	UserID        string        `json:"user_id"`
+	Tool          string        `json:"tool"`
+	ArgumentsHash string        `json:"arguments_hash"`
+	Outcome       string        `json:"outcome"`
+	Duration      time.Duration `json:"duration_ns"`
+	CreatedAt     time.Time     `json:"created_at"`
+}
+
+// ToolCallFilter selects audit records, newest first.
+type ToolCallFilter struct {
+	AssistantID string
+	Tool        string
+	Limit       int // default 100
 }

@@ -22,7 +22,7 @@ func mustToolEngine(t *testing.T, f *fixture, tools *enginetest.ToolSet, cfg eng
 	if err := f.store.UpdateAssistant(context.Background(), f.assistant); err != nil {
 		t.Fatal(err)
 	}
-	e, err := engine.New(cfg, engine.Deps{Assistants: f.store, Conversations: f.store, Traces: f.store, Model: f.model, Tools: tools})
+	e, err := engine.New(cfg, engine.Deps{Assistants: f.store, Conversations: f.store, Traces: f.store, Model: f.model, Tools: tools, ToolAudit: f.store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,6 +82,19 @@ func TestToolLoop(t *testing.T) {
 	}
 	if toolSteps != 2 {
 		t.Errorf("trace has %d tool steps, want 2", toolSteps)
+	}
+	audit, err := f.store.ListToolCalls(context.Background(), engine.ToolCallFilter{})
+	if err != nil || len(audit) != 2 {
+		t.Fatalf("audit %+v, %v", audit, err)
+	}
+	for _, r := range audit {
+		if r.TraceID != ans.TraceID || r.AssistantName != "Guide" || r.UserID != "U1" || r.Outcome != engine.ToolOK ||
+			r.ArgumentsHash == "" || r.Duration < 90*time.Millisecond || r.Platform != engine.PlatformSlack {
+			t.Errorf("audit record %+v", r)
+		}
+		if strings.Contains(r.ArgumentsHash, "Oslo") {
+			t.Error("the audit stores the arguments")
+		}
 	}
 }
 

@@ -49,6 +49,7 @@ func (s *Server) routes() (*gin.Engine, error) {
 	api.POST("/chat", s.chat)
 	api.GET("/assistants", s.listAssistants)
 	api.GET("/platforms", s.listPlatforms)
+	api.GET("/tool-calls", s.requireRole("Reading the tool call audit", engine.RoleAdmin), s.listToolCalls)
 
 	// Knowledge bases: anyone signed in lists and searches them; admins
 	// and editors manage them.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -73,6 +74,57 @@ func (db *DB) PlatformStatuses(ctx context.Context) ([]*engine.PlatformStatus, e
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list platform status: %w", err)
+	}
+	return list, nil
+}
+
+// RecordToolCall stores a tool call's audit record.
+func (db *DB) RecordToolCall(ctx context.Context, r *engine.ToolCallRecord) error {
+	if r.ID == "" {
+		r.ID = engine.NewID()
+	}
+	r.CreatedAt = now()
+	_, err := db.pool.Exec(ctx, `INSERT INTO tool_calls (id, trace_id, assistant_id, assistant_name, platform, user_id, tool,
+		arguments_hash, outcome, duration_ns, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		r.ID, r.TraceID, r.AssistantID, r.AssistantName, string(r.Platform), r.UserID, r.Tool, r.ArgumentsHash, r.Outcome,
+		int64(r.Duration), r.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("record tool call: %w", err)
+	}
+	return nil
+}
+
+// ListToolCalls lists audit records, newest first.
+func (db *DB) ListToolCalls(ctx context.Context, f engine.ToolCallFilter) ([]*engine.ToolCallRecord, error) {
+	q := `SELECT id, trace_id, assistant_id, assistant_name, platform, user_id, tool, arguments_hash, outcome, duration_ns, created_at
+		FROM tool_calls WHERE true`
+	var args []any
+	if f.AssistantID != "" {
+		args = append(args, f.AssistantID)
+		q += fmt.Sprintf(` AND assistant_id = $%d`, len(args))
+	}
+	if f.Tool != "" {
+		args = append(args, f.Tool)
+		q += fmt.Sprintf(` AND tool = $%d`, len(args))
+	}
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	args = append(args, f.Limit)
+	q += fmt.Sprintf(` ORDER BY created_at DESC, id LIMIT $%d`, len(args))
+	rows, err := db.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list tool calls: %w", err)
+	}
+	list, err := collect(rows, func(s scanner) (*engine.ToolCallRecord, error) {
+		var r engine.ToolCallRecord
+		var d int64
+		err := s.Scan(&r.ID, &r.TraceID, &r.AssistantID, &r.AssistantName, &r.Platform, &r.UserID, &r.Tool, &r.ArgumentsHash, &r.Outcome, &d, &r.CreatedAt)
+		r.Duration = time.Duration(d)
+		return &r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list tool calls: %w", err)
 	}
 	return list, nil
 }

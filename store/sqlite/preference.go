@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/convosphere/convosphere/engine"
 )
@@ -72,6 +73,57 @@ func (db *DB) PlatformStatuses(ctx context.Context) ([]*engine.PlatformStatus, e
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list platform status: %w", err)
+	}
+	return list, nil
+}
+
+// RecordToolCall stores a tool call's audit record.
+func (db *DB) RecordToolCall(ctx context.Context, r *engine.ToolCallRecord) error {
+	if r.ID == "" {
+		r.ID = engine.NewID()
+	}
+	r.CreatedAt = now()
+	_, err := db.w.ExecContext(ctx, `INSERT INTO tool_calls (id, trace_id, assistant_id, assistant_name, platform, user_id, tool,
+		arguments_hash, outcome, duration_ns, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.ID, r.TraceID, r.AssistantID, r.AssistantName, string(r.Platform), r.UserID, r.Tool, r.ArgumentsHash, r.Outcome,
+		int64(r.Duration), encTime(r.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("record tool call: %w", err)
+	}
+	return nil
+}
+
+// ListToolCalls lists audit records, newest first.
+func (db *DB) ListToolCalls(ctx context.Context, f engine.ToolCallFilter) ([]*engine.ToolCallRecord, error) {
+	q := `SELECT id, trace_id, assistant_id, assistant_name, platform, user_id, tool, arguments_hash, outcome, duration_ns, created_at
+		FROM tool_calls WHERE 1 = 1`
+	var args []any
+	if f.AssistantID != "" {
+		q += ` AND assistant_id = ?`
+		args = append(args, f.AssistantID)
+	}
+	if f.Tool != "" {
+		q += ` AND tool = ?`
+		args = append(args, f.Tool)
+	}
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	q += ` ORDER BY created_at DESC, id LIMIT ?`
+	args = append(args, f.Limit)
+	rows, err := db.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list tool calls: %w", err)
+	}
+	list, err := collect(rows, func(s scanner) (*engine.ToolCallRecord, error) {
+		var r engine.ToolCallRecord
+		var d int64
+		err := s.Scan(&r.ID, &r.TraceID, &r.AssistantID, &r.AssistantName, &r.Platform, &r.UserID, &r.Tool, &r.ArgumentsHash, &r.Outcome, &d, timeCol{&r.CreatedAt})
+		r.Duration = time.Duration(d)
+		return &r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list tool calls: %w", err)
 	}
 	return list, nil
 }

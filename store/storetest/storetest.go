@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(tb testing.TB) engine.Store) {
 		{"ConcurrentEnqueueStoresEachEventOnce", testConcurrentEnqueue},
 		{"Preferences", testPreferences},
 		{"PlatformStatus", testPlatformStatus},
+		{"ToolCallAudit", testToolCallAudit},
 		{"ConcurrentWorkersKeepThreadOrder", testConcurrentWorkers},
 		{"Outbox", testOutbox},
 	}
@@ -1699,4 +1700,21 @@ func testPlatformStatus(t *testing.T, s engine.Store) {
 		t.Fatalf("statuses %+v", list)
 	}
 	MustCode(t, s.SetPlatformStatus(ctx, &engine.PlatformStatus{Platform: engine.PlatformSlack}), engine.EINVALID)
+}
+
+func testToolCallAudit(t *testing.T, s engine.Store) {
+	ctx := t.Context()
+	for i, tool := range []string{"files__read", "files__read", "web__fetch"} {
+		Must(t, s.RecordToolCall(ctx, &engine.ToolCallRecord{TraceID: fmt.Sprintf("tr%d", i), AssistantID: "A1", AssistantName: "ops",
+			Platform: engine.PlatformSlack, UserID: "U1", Tool: tool, ArgumentsHash: "abc", Outcome: engine.ToolOK, Duration: 1500 * time.Millisecond}))
+		time.Sleep(2 * time.Millisecond)
+	}
+	all, err := s.ListToolCalls(ctx, engine.ToolCallFilter{})
+	Must(t, err)
+	if len(all) != 3 || all[0].Tool != "web__fetch" || all[0].Duration != 1500*time.Millisecond || all[0].CreatedAt.IsZero() {
+		t.Fatalf("audit %+v", all)
+	}
+	reads, err := s.ListToolCalls(ctx, engine.ToolCallFilter{Tool: "files__read", AssistantID: "A1", Limit: 1})
+	Must(t, err)
+	MustEqual(t, "filtered and limited", len(reads), 1)
 }

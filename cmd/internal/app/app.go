@@ -155,7 +155,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, 
 		TurnTimeout:     cfg.Engine.TurnTimeout,
 	}, engine.Deps{
 		Assistants: a.Store, Conversations: a.Store, Traces: a.Store,
-		Model: a.Model, Retriever: a.Knowledge, Tools: a.Tools, Logger: logger,
+		Model: a.Model, Retriever: a.Knowledge, Tools: a.Tools, ToolAudit: a.Store, Logger: logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
