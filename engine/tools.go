@@ -73,3 +73,21 @@ type ToolCallFilter struct {
 	Tool        string
 	Limit       int // default 100
 }
+
+// ToolPin records that an admin enabled a tool as it was: a hash of its
+// name, description and input schema. A tool whose server later describes
+// it differently is disabled until an admin enables it again (a defence
+// against tool poisoning and rug pulls).
+type ToolPin struct {
+	Tool     string    `json:"tool"` // full name, server__tool
+	Hash     string    `json:"hash"`
+	PinnedBy string    `json:"pinned_by"`
+	PinnedAt time.Time `json:"pinned_at"`
+}
+
+// ToolPinStore keeps the pins.
+type ToolPinStore interface {
+	SetToolPin(ctx context.Context, p *ToolPin) error     // insert or replace by Tool
+	DeleteToolPin(ctx context.Context, tool string) error // ENOTFOUND when there is none
+	ToolPins(ctx context.Context) ([]*ToolPin, error)     // by tool
+}

@@ -60,6 +60,9 @@ type Config struct {
 	CallTimeout    time.Duration // per call; default 30s
 	MaxOutputBytes int           // per call result; default 16 KiB
 	Builtins       Builtins      // the built-in tools (builtin__current_time, …)
+	// Pins holds the tools admins enabled: an MCP tool is offered only
+	// when pinned and unchanged since. Nil turns pinning off (tests).
+	Pins engine.ToolPinStore
 }
 
 func (c *Config) setDefaults() {
@@ -257,6 +260,10 @@ func (r *Registry) Tools(ctx context.Context, a *engine.Assistant) ([]engine.Too
 	for _, name := range a.Tools {
 		allowed[name] = true
 	}
+	pins, err := r.pins(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var specs []engine.ToolSpec
 	var errs []error
 	for _, spec := range r.cfg.Builtins.specs() {
@@ -277,6 +284,12 @@ func (r *Registry) Tools(ctx context.Context, a *engine.Assistant) ([]engine.Too
 		for _, t := range s.tools {
 			full := name + Separator + t.Name
 			if !allowed[full] {
+				continue
+			}
+			if h, err := toolHash(t); err != nil || state(pins, full, h) != StateEnabled {
+				if err == nil && state(pins, full, h) == StateChanged {
+					r.log.WarnContext(ctx, "MCP tool changed since it was enabled: disabled until an admin enables it again", "tool", full)
+				}
 				continue
 			}
 			schema, err := t.MarshalJSON()
@@ -343,7 +356,24 @@ func (r *Registry) Call(ctx context.Context, inv engine.ToolInvocation) engine.T
 	}
 	s.mu.Lock()
 	c := s.client
+	var current *mcp.Tool
+	for i := range s.tools {
+		if s.tools[i].Name == tool {
+			current = &s.tools[i]
+		}
+	}
 	s.mu.Unlock()
+	if current == nil {
+		return engine.ToolResult{Content: fmt.Sprintf("The server %q no longer offers %q.", name, tool), IsError: true, Outcome: engine.ToolDenied}
+	}
+	pins, err := r.pins(ctx)
+	if err != nil {
+		return engine.ToolResult{Content: "The tool could not be checked: " + err.Error(), IsError: true, Outcome: engine.ToolError}
+	}
+	if h, err := toolHash(*current); err != nil || state(pins, inv.Call.Name, h) != StateEnabled {
+		return engine.ToolResult{Content: fmt.Sprintf("The tool %q is disabled: it changed since an admin enabled it, or was never enabled.", inv.Call.Name),
+			IsError: true, Outcome: engine.ToolDenied}
+	}
 	args, err := decodeArguments(inv.Call.Arguments)
 	if err != nil {
 		return engine.ToolResult{Content: "The arguments are not a JSON object: " + err.Error(), IsError: true, Outcome: engine.ToolError}

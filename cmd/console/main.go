@@ -31,6 +31,8 @@ Commands:
                                          search for each JSON line {"query": "..."} on stdin,
                                          writing one JSON line of results per query
   knowledge reindex --kb NAME            chunk and embed again from the stored originals
+  tools list                             the MCP servers' tools and whether they are enabled
+  tools enable|disable NAME...           enable (pin as it is now) or disable a tool (server__tool)
   config show                            print the effective configuration, secrets redacted
   version                                print the version
 
@@ -92,6 +94,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = c.token(ctx, args)
 	case "knowledge":
 		err = c.knowledge(ctx, args)
+	case "tools":
+		err = c.tools(ctx, args)
 	case "config":
 		err = c.config(args)
 	default:

@@ -127,3 +127,46 @@ func (db *DB) ListToolCalls(ctx context.Context, f engine.ToolCallFilter) ([]*en
 	}
 	return list, nil
 }
+
+// SetToolPin stores a pin, replacing the tool's earlier one.
+func (db *DB) SetToolPin(ctx context.Context, p *engine.ToolPin) error {
+	if p.Tool == "" || p.Hash == "" {
+		return engine.Errorf(engine.EINVALID, "A tool pin needs the tool and its hash.")
+	}
+	p.PinnedAt = now()
+	_, err := db.w.ExecContext(ctx, `INSERT INTO tool_pins (tool, hash, pinned_by, pinned_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (tool) DO UPDATE SET hash = excluded.hash, pinned_by = excluded.pinned_by, pinned_at = excluded.pinned_at`,
+		p.Tool, p.Hash, p.PinnedBy, encTime(p.PinnedAt))
+	if err != nil {
+		return fmt.Errorf("set tool pin: %w", err)
+	}
+	return nil
+}
+
+// DeleteToolPin removes a pin: the tool is disabled.
+func (db *DB) DeleteToolPin(ctx context.Context, tool string) error {
+	res, err := db.w.ExecContext(ctx, `DELETE FROM tool_pins WHERE tool = ?`, tool)
+	if err != nil {
+		return fmt.Errorf("delete tool pin: %w", err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return notFound("Tool pin", tool)
+	}
+	return nil
+}
+
+// ToolPins lists the pins by tool.
+func (db *DB) ToolPins(ctx context.Context) ([]*engine.ToolPin, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT tool, hash, pinned_by, pinned_at FROM tool_pins ORDER BY tool`)
+	if err != nil {
+		return nil, fmt.Errorf("list tool pins: %w", err)
+	}
+	list, err := collect(rows, func(s scanner) (*engine.ToolPin, error) {
+		var p engine.ToolPin
+		return &p, s.Scan(&p.Tool, &p.Hash, &p.PinnedBy, timeCol{&p.PinnedAt})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list tool pins: %w", err)
+	}
+	return list, nil
+}

@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(tb testing.TB) engine.Store) {
 		{"Preferences", testPreferences},
 		{"PlatformStatus", testPlatformStatus},
 		{"ToolCallAudit", testToolCallAudit},
+		{"ToolPins", testToolPins},
 		{"ConcurrentWorkersKeepThreadOrder", testConcurrentWorkers},
 		{"Outbox", testOutbox},
 	}
@@ -1717,4 +1718,19 @@ func testToolCallAudit(t *testing.T, s engine.Store) {
 	reads, err := s.ListToolCalls(ctx, engine.ToolCallFilter{Tool: "files__read", AssistantID: "A1", Limit: 1})
 	Must(t, err)
 	MustEqual(t, "filtered and limited", len(reads), 1)
+}
+
+func testToolPins(t *testing.T, s engine.Store) {
+	ctx := t.Context()
+	Must(t, s.SetToolPin(ctx, &engine.ToolPin{Tool: "files__read", Hash: "h1", PinnedBy: "ada"}))
+	Must(t, s.SetToolPin(ctx, &engine.ToolPin{Tool: "web__fetch", Hash: "h2", PinnedBy: "ada"}))
+	Must(t, s.SetToolPin(ctx, &engine.ToolPin{Tool: "files__read", Hash: "h3", PinnedBy: "bob"}))
+	pins, err := s.ToolPins(ctx)
+	Must(t, err)
+	if len(pins) != 2 || pins[0].Tool != "files__read" || pins[0].Hash != "h3" || pins[0].PinnedBy != "bob" || pins[0].PinnedAt.IsZero() {
+		t.Fatalf("pins %+v", pins)
+	}
+	Must(t, s.DeleteToolPin(ctx, "web__fetch"))
+	MustCode(t, s.DeleteToolPin(ctx, "web__fetch"), engine.ENOTFOUND)
+	MustCode(t, s.SetToolPin(ctx, &engine.ToolPin{Tool: "x"}), engine.EINVALID)
 }

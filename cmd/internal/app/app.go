@@ -41,14 +41,15 @@ type App struct {
 
 // OpenTools starts the configured MCP servers (tools.mcp_servers); a
 // server that fails is logged and retried on use.
-func OpenTools(ctx context.Context, cfg config.Tools, retriever engine.Retriever, logger *slog.Logger) (*tools.Registry, error) {
+// Pins enforce that admins enabled each MCP tool (see tools.Registry).
+func OpenTools(ctx context.Context, cfg config.Tools, retriever engine.Retriever, pins engine.ToolPinStore, logger *slog.Logger) (*tools.Registry, error) {
 	servers := make([]tools.ServerConfig, len(cfg.MCPServers))
 	for i, s := range cfg.MCPServers {
 		servers[i] = tools.ServerConfig{Name: s.Name, Transport: s.Transport, Command: s.Command, Args: s.Args,
 			Env: s.Env, URL: s.URL, Headers: s.Headers}
 	}
 	r, err := tools.New(tools.Config{Servers: servers, CallTimeout: cfg.CallTimeout, MaxOutputBytes: cfg.MaxOutputBytes,
-		Builtins: tools.Builtins{Retriever: retriever, FetchAllowlist: cfg.FetchAllowlist}}, logger)
+		Builtins: tools.Builtins{Retriever: retriever, FetchAllowlist: cfg.FetchAllowlist}, Pins: pins}, logger)
 	if err != nil {
 		return nil, fmt.Errorf("tools.mcp_servers: %w", err)
 	}
@@ -145,7 +146,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, 
 	if err != nil {
 		return nil, fmt.Errorf("knowledge: %w", err)
 	}
-	if a.Tools, err = OpenTools(ctx, cfg.Tools, a.Knowledge, logger); err != nil {
+	if a.Tools, err = OpenTools(ctx, cfg.Tools, a.Knowledge, a.Store, logger); err != nil {
 		return nil, err
 	}
 	a.Engine, err = engine.New(engine.Config{
