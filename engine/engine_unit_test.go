@@ -335,3 +335,38 @@ func TestSystemPromptThreadContext(t *testing.T) {
 		t.Errorf("without context: %q, %v", plain, err)
 	}
 }
+
+func TestAnswerDisplay(t *testing.T) {
+	tests := []struct {
+		a    Answer
+		want string
+	}{
+		{Answer{Text: " Done. "}, "Done."},
+		{Answer{Notice: "The model is down."}, "⚠️ The model is down."},
+		{Answer{Text: "Partial", Notice: "Interrupted."}, "Partial\n\n⚠️ _Interrupted._"},
+		{Answer{}, "I have no answer to that."},
+	}
+	for _, tt := range tests {
+		if got := tt.a.Display(); got != tt.want {
+			t.Errorf("Display(%+v) = %q, want %q", tt.a, got, tt.want)
+		}
+	}
+}
+
+func TestLocalLocker(t *testing.T) {
+	var l LocalLocker
+	release, ok, err := l.TryLock(context.Background(), "k")
+	if !ok || err != nil {
+		t.Fatal("first TryLock failed")
+	}
+	if _, ok, _ := l.TryLock(context.Background(), "k"); ok {
+		t.Error("a held lock was taken again")
+	}
+	if _, ok, _ := l.TryLock(context.Background(), "other"); !ok {
+		t.Error("another key was refused")
+	}
+	release()
+	if _, ok, _ := l.TryLock(context.Background(), "k"); !ok {
+		t.Error("a released lock was refused")
+	}
+}

@@ -69,7 +69,7 @@ type Config struct {
 	HTTPClient *http.Client
 	// Locker elects the replica that holds the gateway session; default an
 	// in-process lock.
-	Locker Locker
+	Locker engine.Locker
 }
 
 func (c *Config) setDefaults() {
@@ -137,7 +137,7 @@ type Adapter struct {
 	api    *discordgo.Session
 	log    *slog.Logger
 	now    func() time.Time
-	locker Locker
+	locker engine.Locker
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
 
@@ -170,7 +170,7 @@ func New(cfg Config, store Store, logger *slog.Logger) (*Adapter, error) {
 	s.ShouldRetryOnRateLimit = true
 	locker := cfg.Locker
 	if locker == nil {
-		locker = processLocks
+		locker = engine.ProcessLocks
 	}
 	return &Adapter{cfg: cfg, key: key, store: store, api: s, log: logger.With("component", "discord"), now: time.Now, locker: locker}, nil
 }

@@ -31,41 +31,6 @@ var fatalCloseCodes = map[int]string{
 // privileged Message Content intent.
 const intents = discordgo.IntentsGuildMessages | discordgo.IntentsDirectMessages
 
-// Locker elects the one replica that holds the gateway session of a bot
-// (per shard): TryLock returns a release function when this process got
-// the lock. The embedded default uses an in-process lock; several
-// replicas need a shared one (Redis).
-type Locker interface {
-	TryLock(ctx context.Context, key string) (release func(), ok bool, err error)
-}
-
-// LocalLocker is a Locker within one process.
-type LocalLocker struct {
-	mu   sync.Mutex
-	held map[string]bool
-}
-
-// TryLock implements Locker.
-func (l *LocalLocker) TryLock(_ context.Context, key string) (func(), bool, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.held == nil {
-		l.held = make(map[string]bool)
-	}
-	if l.held[key] {
-		return nil, false, nil
-	}
-	l.held[key] = true
-	return func() {
-		l.mu.Lock()
-		delete(l.held, key)
-		l.mu.Unlock()
-	}, true, nil
-}
-
-// processLocks is the in-process lock of the embedded default.
-var processLocks = &LocalLocker{}
-
 // gatewayState is what Ready reports.
 type gatewayState struct {
 	mu     sync.Mutex
@@ -110,7 +75,7 @@ func (a *Adapter) runGateway(ctx context.Context, disconnected <-chan struct{}) 
 		if err != nil {
 			a.log.WarnContext(ctx, "discord gateway lock", "error", err)
 		}
-		if !sleep(ctx, 5*time.Second) {
+		if !engine.Sleep(ctx, 5*time.Second) {
 			return
 		}
 		release, ok, err = a.locker.TryLock(ctx, "discord-gateway:"+a.cfg.ApplicationID+":0")
@@ -132,7 +97,7 @@ func (a *Adapter) runGateway(ctx context.Context, disconnected <-chan struct{}) 
 		}
 		if err != nil && !errors.Is(err, discordgo.ErrWSAlreadyOpen) {
 			a.log.WarnContext(ctx, "discord gateway: cannot connect; retrying", "error", err, "retry_in_ms", backoff.Milliseconds())
-			if !sleep(ctx, backoff) {
+			if !engine.Sleep(ctx, backoff) {
 				return
 			}
 			backoff = min(backoff*2, 2*time.Minute)
@@ -257,16 +222,5 @@ func (a *Adapter) messageCreate(ctx context.Context, m *discordgo.MessageCreate)
 			Reference:       &discordgo.MessageReference{MessageID: m.ID, ChannelID: m.ChannelID},
 			AllowedMentions: noMentions,
 		}, discordgo.WithContext(ctx))
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

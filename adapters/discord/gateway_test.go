@@ -115,7 +115,7 @@ func gatewayAdapter(t *testing.T, g *fakeGateway) (*Adapter, *sqlite.DB) {
 	}
 	t.Cleanup(func() { db.Close() })
 	a, err := New(Config{ApplicationID: "APP1", BotToken: "bot-token", Mode: ModeGateway, APIURL: g.srv.URL + "/api/v10",
-		Locker: &LocalLocker{}}, db, nil)
+		Locker: &engine.LocalLocker{}}, db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func TestGatewayReconnects(t *testing.T) {
 // for the lock instead of opening a second session.
 func TestGatewayLeaderLock(t *testing.T) {
 	g := newFakeGateway(t)
-	lock := &LocalLocker{}
+	lock := &engine.LocalLocker{}
 	open := func() *Adapter {
 		db, _ := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "c.db")})
 		t.Cleanup(func() { db.Close() })

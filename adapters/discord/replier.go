@@ -89,15 +89,7 @@ func (r *replier) Update(ctx context.Context, u engine.Update) error {
 
 // Finish shows the final answer, or the notice why there is none.
 func (r *replier) Finish(ctx context.Context, ans engine.Answer) error {
-	text := strings.TrimSpace(ans.Text)
-	switch notice := strings.TrimSpace(ans.Notice); {
-	case text == "" && notice == "":
-		text = "I have no answer to that."
-	case text == "":
-		text = "⚠️ " + notice
-	case notice != "":
-		text += "\n\n⚠️ *" + notice + "*"
-	}
+	text := ans.Display()
 	return r.show(ctx, text, citationsEmbed(ans), feedbackButtons(ans))
 }
 

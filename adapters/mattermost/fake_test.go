@@ -195,7 +195,7 @@ func mustAdapter(t *testing.T, f *fakeServer, mutate ...func(*Config)) (*Adapter
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	cfg := Config{URL: f.srv.URL, Token: "bot-token", UpdateInterval: 50 * time.Millisecond, Locker: &LocalLocker{}}
+	cfg := Config{URL: f.srv.URL, Token: "bot-token", UpdateInterval: 50 * time.Millisecond, Locker: &engine.LocalLocker{}}
 	for _, m := range mutate {
 		m(&cfg)
 	}

@@ -42,7 +42,7 @@ type Config struct {
 	UpdateInterval time.Duration // at most one edit of a streaming answer per interval; default 1s
 	// Locker elects the one replica that holds the websocket of the bot
 	// account; default an in-process lock.
-	Locker Locker
+	Locker engine.Locker
 }
 
 func (c *Config) setDefaults() {
@@ -54,7 +54,7 @@ func (c *Config) setDefaults() {
 		c.UpdateInterval = time.Second
 	}
 	if c.Locker == nil {
-		c.Locker = processLocks
+		c.Locker = engine.ProcessLocks
 	}
 }
 
@@ -82,38 +82,6 @@ type Store interface {
 	ListAssistants(ctx context.Context) ([]*engine.Assistant, error)
 	ConversationByThread(ctx context.Context, platform engine.Platform, channelID, threadID string) (*engine.Conversation, error)
 }
-
-// Locker elects the replica that holds the websocket (see the Discord
-// adapter's): TryLock returns a release function when this process got it.
-type Locker interface {
-	TryLock(ctx context.Context, key string) (release func(), ok bool, err error)
-}
-
-// LocalLocker is a Locker within one process.
-type LocalLocker struct {
-	mu   sync.Mutex
-	held map[string]bool
-}
-
-// TryLock implements Locker.
-func (l *LocalLocker) TryLock(_ context.Context, key string) (func(), bool, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.held == nil {
-		l.held = make(map[string]bool)
-	}
-	if l.held[key] {
-		return nil, false, nil
-	}
-	l.held[key] = true
-	return func() {
-		l.mu.Lock()
-		delete(l.held, key)
-		l.mu.Unlock()
-	}, true, nil
-}
-
-var processLocks = &LocalLocker{}
 
 // Adapter is the Mattermost adapter.
 type Adapter struct {
@@ -165,7 +133,7 @@ func (a *Adapter) Start(ctx context.Context) error {
 	}
 	a.wg.Go(func() {
 		for backoff := time.Second; a.bot == nil; backoff = min(backoff*2, time.Minute) {
-			if !sleep(wctx, jitter(backoff)) {
+			if !engine.Sleep(wctx, engine.Jitter(backoff)) {
 				return
 			}
 			if err := a.whoAmI(wctx); err != nil {

@@ -59,15 +59,7 @@ func (r *replier) Update(ctx context.Context, u engine.Update) error {
 // Finish shows the final answer with its sources; a partial answer stays,
 // marked with the reason it stopped.
 func (r *replier) Finish(ctx context.Context, ans engine.Answer) error {
-	text := strings.TrimSpace(ans.Text)
-	switch notice := strings.TrimSpace(ans.Notice); {
-	case text == "" && notice == "":
-		text = "I have no answer to that."
-	case text == "":
-		text = "⚠️ " + notice
-	case notice != "":
-		text += "\n\n⚠️ *" + notice + "*"
-	}
+	text := ans.Display()
 	if len(ans.Citations) > 0 {
 		var sb strings.Builder
 		sb.WriteString("\n\n---\n**Sources**\n")

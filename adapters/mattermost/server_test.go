@@ -131,7 +131,7 @@ func TestRealServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	px := newProxy(t, strings.TrimPrefix(strings.TrimPrefix(base, "http://"), "https://"))
-	a, err := New(Config{URL: "http://" + px.ln.Addr().String(), Token: token.Token, MaxPostRunes: 400, Locker: &LocalLocker{}}, db, nil)
+	a, err := New(Config{URL: "http://" + px.ln.Addr().String(), Token: token.Token, MaxPostRunes: 400, Locker: &engine.LocalLocker{}}, db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package mattermost
 import (
 	"context"
 	"encoding/json"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -24,7 +23,7 @@ func (a *Adapter) run(ctx context.Context) {
 		if err != nil {
 			a.log.WarnContext(ctx, "mattermost websocket lock", "error", err)
 		}
-		if !sleep(ctx, 5*time.Second) {
+		if !engine.Sleep(ctx, 5*time.Second) {
 			return
 		}
 		release, ok, err = a.cfg.Locker.TryLock(ctx, key)
@@ -42,7 +41,7 @@ func (a *Adapter) run(ctx context.Context) {
 		if err != nil {
 			a.log.WarnContext(ctx, "mattermost websocket: cannot connect; retrying", "error", err, "retry_in_ms", backoff.Milliseconds())
 			a.setConnected(ctx, false, "websocket: "+err.Error())
-			if !sleep(ctx, jitter(backoff)) {
+			if !engine.Sleep(ctx, engine.Jitter(backoff)) {
 				return
 			}
 			backoff = min(backoff*2, time.Minute)
@@ -83,7 +82,7 @@ func (a *Adapter) run(ctx context.Context) {
 		a.log.WarnContext(ctx, "mattermost websocket closed; reconnecting", "error", ws.ListenError)
 		if time.Since(connected) < 10*time.Second {
 			// It closed at once: do not hammer the server.
-			if !sleep(ctx, jitter(backoff)) {
+			if !engine.Sleep(ctx, engine.Jitter(backoff)) {
 				return
 			}
 			backoff = min(backoff*2, time.Minute)
@@ -207,16 +206,3 @@ func (a *Adapter) backfill(ctx context.Context) {
 		}
 	}
 }
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-func jitter(d time.Duration) time.Duration { return d/2 + rand.N(d/2+1) }

@@ -159,7 +159,7 @@ func (r *replier) Update(ctx context.Context, u engine.Update) error {
 // citations and feedback buttons, and clears the working status.
 func (r *replier) Finish(ctx context.Context, ans engine.Answer) error {
 	defer r.clearStatus(ctx)
-	text := finalText(ans)
+	text := ans.Display()
 	blocks := r.a.footerBlocks(ans)
 	if r.streaming {
 		err := r.stopStream(ctx, text, blocks)
@@ -168,22 +168,6 @@ func (r *replier) Finish(ctx context.Context, ans engine.Answer) error {
 		}
 	}
 	return r.show(ctx, text, blocks)
-}
-
-// finalText is the answer with its notice: the notice alone when there is
-// no answer, appended in italics to a partial one.
-func finalText(ans engine.Answer) string {
-	text := strings.TrimSpace(ans.Text)
-	notice := strings.TrimSpace(ans.Notice)
-	switch {
-	case text == "" && notice == "":
-		return "I have no answer to that."
-	case text == "":
-		return "⚠️ " + notice
-	case notice != "":
-		return text + "\n\n⚠️ _" + notice + "_"
-	}
-	return text
 }
 
 func (r *replier) canStream() bool {

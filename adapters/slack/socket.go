@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -92,7 +91,7 @@ func (s *socketClient) run(ctx context.Context) {
 				}
 				log.ErrorContext(ctx, "slack socket mode: cannot connect; retrying", "error", err, "retry_in_ms", wait.Milliseconds())
 				s.a.report(ctx, engine.StatusReconnecting, "socket mode: "+err.Error())
-				if !sleep(ctx, jitter(wait)) {
+				if !engine.Sleep(ctx, engine.Jitter(wait)) {
 					return
 				}
 				backoff = min(backoff*2, backoffMax)
@@ -222,16 +221,3 @@ func (s *socketClient) read(ctx context.Context, c *sconn) error {
 		}
 	}
 }
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-func jitter(d time.Duration) time.Duration { return d/2 + rand.N(d/2+1) }
