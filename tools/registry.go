@@ -176,7 +176,9 @@ func (r *Registry) connect(ctx context.Context, s *server) error {
 	if err == nil {
 		cctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
 		defer cancel()
-		if err = c.Start(cctx); err == nil {
+		// The connection lives until Close: an SSE stream (and a stdio
+		// process) must not end with this call's context.
+		if err = c.Start(context.WithoutCancel(ctx)); err == nil {
 			init := mcp.InitializeRequest{}
 			init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
 			init.Params.ClientInfo = mcp.Implementation{Name: "convosphere", Version: "1"}
