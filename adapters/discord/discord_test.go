@@ -531,3 +531,39 @@ func TestChooseAssistant(t *testing.T) {
 		t.Errorf("assistants %q then %q, want Legal then the channel's", first.Assistant, second.Assistant)
 	}
 }
+
+// TestTokenExpiresMidAnswer: once the token is too old, the answer moves
+// to one channel message, which later edits change (no message per edit).
+func TestTokenExpiresMidAnswer(t *testing.T) {
+	e := mustEnv(t)
+	e.post(askBody("I1", "How do I deploy?"), time.Now())
+	ev, err := e.db.Claim(context.Background(), "test", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m engine.Message
+	_ = json.Unmarshal(ev.Payload, &m)
+	r, err := e.a.Replier(context.Background(), ev, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Update(context.Background(), engine.Update{Text: "Deploy"}); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(15 * time.Minute)
+	for i, text := range []string{"Deploy with", "Deploy with make", "Deploy with make deploy"} {
+		e.a.now = func() time.Time { return later.Add(time.Duration(i) * 2 * time.Second) }
+		if err := r.Update(context.Background(), engine.Update{Text: text}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(e.f.callsTo(http.MethodPost, "/channels/C1/messages")); n != 1 {
+		t.Errorf("%d channel messages, want 1", n)
+	}
+	if n := len(e.f.callsTo(http.MethodPatch, "/channels/C1/messages/")); n != 2 {
+		t.Errorf("%d channel edits, want 2", n)
+	}
+	if n := len(e.f.callsTo(http.MethodPatch, "@original")); n != 1 {
+		t.Errorf("%d edits of @original, want 1 (before the token expired)", n)
+	}
+}

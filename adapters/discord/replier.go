@@ -112,10 +112,19 @@ func (r *replier) show(ctx context.Context, text string, embeds []*discordgo.Mes
 			if r.shown[i] == part && e == nil && c == nil {
 				continue
 			}
-			if err := r.edit(ctx, r.posted[i], part, e, c); err != nil {
+			moved, err := r.edit(ctx, r.posted[i], part, e, c)
+			if err != nil {
 				return err
 			}
 			r.shown[i] = part
+			if moved != "" {
+				// The token expired: the part went to the channel, where
+				// later edits go too.
+				r.posted[i] = moved
+				if err := r.record(ctx, i, moved); err != nil {
+					return err
+				}
+			}
 			continue
 		}
 		id, err := r.post(ctx, i, part, e, c)
@@ -124,18 +133,26 @@ func (r *replier) show(ctx context.Context, text string, embeds []*discordgo.Mes
 		}
 		r.set(i, id)
 		r.shown[i] = part
-		if err := r.a.store.RecordOutbound(ctx, &engine.OutboundMessage{Platform: engine.PlatformDiscord,
-			EventID: r.ev.EventID, Part: i, ChannelID: r.channel, MessageID: id}); err != nil {
-			return engine.WrapError(engine.EUNAVAILABLE, err, "discord: record posted message")
+		if err := r.record(ctx, i, id); err != nil {
+			return err
 		}
 	}
 	for i := len(parts); i < len(r.posted); i++ { // a longer earlier attempt
-		if r.posted[i] != "" && r.shown[i] != "…" {
-			if err := r.edit(ctx, r.posted[i], "…", nil, nil); err != nil {
+		if r.posted[i] != "" && r.shown[i] != "…" && r.tokenUsable() {
+			if _, err := r.edit(ctx, r.posted[i], "…", nil, nil); err != nil {
 				return err
 			}
 			r.shown[i] = "…"
 		}
+	}
+	return nil
+}
+
+// record stores a part's message against the event.
+func (r *replier) record(ctx context.Context, part int, id string) error {
+	if err := r.a.store.RecordOutbound(ctx, &engine.OutboundMessage{Platform: engine.PlatformDiscord,
+		EventID: r.ev.EventID, Part: part, ChannelID: r.channel, MessageID: id}); err != nil {
+		return engine.WrapError(engine.EUNAVAILABLE, err, "discord: record posted message")
 	}
 	return nil
 }
@@ -173,27 +190,31 @@ func (r *replier) post(ctx context.Context, part int, text string, embeds []*dis
 }
 
 // edit changes a posted part, through the webhook while the token is
-// usable, else (channel messages) through the channel; a webhook message
-// whose token expired is left as it is and the text goes to the channel.
-func (r *replier) edit(ctx context.Context, posted, text string, embeds []*discordgo.MessageEmbed, comps []discordgo.MessageComponent) error {
+// usable, else (channel messages) through the channel. A webhook message
+// whose token expired is left as it is: the text goes to the channel as a
+// new message, whose id (kind-prefixed) edit returns as moved.
+func (r *replier) edit(ctx context.Context, posted, text string, embeds []*discordgo.MessageEmbed, comps []discordgo.MessageComponent) (moved string, err error) {
 	opt := discordgo.WithContext(ctx)
 	kind, id := posted[:2], posted[2:]
-	var err error
 	switch {
 	case kind == kindChannel:
 		_, err = r.a.api.ChannelMessageEditComplex(&discordgo.MessageEdit{
 			ID: id, Channel: r.channel, Content: &text, Embeds: &embeds, Components: &comps, AllowedMentions: noMentions,
 		}, opt)
 	case !r.tokenUsable():
-		_, err = r.a.api.ChannelMessageSendComplex(r.channel, &discordgo.MessageSend{
+		var m *discordgo.Message
+		m, err = r.a.api.ChannelMessageSendComplex(r.channel, &discordgo.MessageSend{
 			Content: text, Embeds: embeds, Components: comps, AllowedMentions: noMentions,
 		}, opt)
+		if err == nil {
+			moved = kindChannel + m.ID
+		}
 	case kind == kindOriginal:
 		_, err = r.a.api.InteractionResponseEdit(r.hook, webhookEdit(text, embeds, comps), opt)
 	default:
 		_, err = r.a.api.FollowupMessageEdit(r.hook, id, webhookEdit(text, embeds, comps), opt)
 	}
-	return restError("edit message", err)
+	return moved, restError("edit message", err)
 }
 
 func webhookEdit(text string, embeds []*discordgo.MessageEmbed, comps []discordgo.MessageComponent) *discordgo.WebhookEdit {
