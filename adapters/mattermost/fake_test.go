@@ -67,6 +67,20 @@ func newFakeServer(t *testing.T) *fakeServer {
 		w.WriteHeader(http.StatusCreated)
 		_ = json.NewEncoder(w).Encode(p)
 	})
+	mux.HandleFunc("GET /api/v4/posts/{id}/thread", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		posts := map[string]any{}
+		order := []string{}
+		for _, p := range f.posts {
+			if p["root_id"] == r.PathValue("id") {
+				id := p["id"].(string)
+				posts[id] = p
+				order = append(order, id)
+			}
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"order": order, "posts": posts})
+	})
 	mux.HandleFunc("PUT /api/v4/posts/{id}/patch", func(w http.ResponseWriter, r *http.Request) {
 		var p map[string]any
 		_ = json.NewDecoder(r.Body).Decode(&p)

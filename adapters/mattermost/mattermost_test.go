@@ -161,3 +161,43 @@ func TestBadToken(t *testing.T) {
 		t.Errorf("Start = %v, want an error naming mattermost.token", err)
 	}
 }
+
+// forgetful loses every outbox record, as a crash right after posting would.
+type forgetful struct{ Store }
+
+func (forgetful) RecordOutbound(context.Context, *engine.OutboundMessage) error { return nil }
+func (forgetful) Outbound(context.Context, engine.Platform, string) ([]*engine.OutboundMessage, error) {
+	return nil, nil
+}
+
+// TestRetryAdoptsUnrecordedPost: an attempt that posted but crashed before
+// recording the post: the retry finds it in the thread (its props) and
+// edits it instead of posting again.
+func TestRetryAdoptsUnrecordedPost(t *testing.T) {
+	ctx := context.Background()
+	f := newFakeServer(t)
+	a, db := mustAdapter(t, f)
+	a.store = forgetful{db}
+	ev := &engine.InboxEvent{Platform: engine.PlatformMattermost, EventID: "P1", Attempts: 1}
+	m := engine.Message{ID: "P1", Thread: engine.Thread{Channel: engine.Channel{Platform: engine.PlatformMattermost, ID: "C1"}, ID: "P1"}}
+	first, err := a.Replier(ctx, ev, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Update(ctx, engine.Update{Text: "Deploy with"}); err != nil {
+		t.Fatal(err)
+	}
+	ev.Attempts = 2
+	second, err := a.Replier(ctx, ev, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Finish(ctx, engine.Answer{Text: "Deploy with make deploy.", Outcome: engine.OutcomeAnswered}); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.posts) != 1 || len(f.patches) != 1 || f.patches[0]["message"] != "Deploy with make deploy." {
+		t.Errorf("posts %d, patches %v; want the first post edited", len(f.posts), f.patches)
+	}
+}

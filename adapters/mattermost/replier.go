@@ -23,7 +23,41 @@ func (a *Adapter) Replier(ctx context.Context, ev *engine.InboxEvent, msg engine
 	for _, o := range out {
 		r.set(o.Part, o.MessageID)
 	}
+	if ev.Attempts > 1 && len(out) == 0 {
+		r.recoverPosted(ctx)
+	}
 	return r, nil
+}
+
+// Post props that mark the bot's answers with the event they answer, so a
+// retry finds a part posted just before a crash, whose id never reached
+// the outbox.
+const (
+	propEvent = "convosphere_event"
+	propPart  = "convosphere_part"
+)
+
+// recoverPosted adopts the parts an earlier attempt posted in the thread.
+func (r *replier) recoverPosted(ctx context.Context) {
+	list, _, err := r.a.api.GetPostThread(ctx, r.root, "", false)
+	if err != nil {
+		r.a.log.WarnContext(ctx, "mattermost: cannot look for an earlier attempt's answer", "event_id", r.ev.EventID, "error", err)
+		return
+	}
+	for _, p := range list.ToSlice() {
+		if p.GetProp(propEvent) != r.ev.EventID {
+			continue
+		}
+		part, ok := p.GetProp(propPart).(float64)
+		if !ok {
+			continue
+		}
+		r.set(int(part), p.Id)
+		if err := r.a.store.RecordOutbound(ctx, &engine.OutboundMessage{Platform: engine.PlatformMattermost,
+			EventID: r.ev.EventID, Part: int(part), ChannelID: r.channel, MessageID: p.Id}); err != nil {
+			r.a.log.WarnContext(ctx, "mattermost: record recovered answer", "error", err)
+		}
+	}
 }
 
 // replier posts the answer in the thread and edits it as it streams (at
@@ -100,7 +134,10 @@ func (r *replier) show(ctx context.Context, text string) error {
 			r.shown[i] = part
 			continue
 		}
-		p, resp, err := r.a.api.CreatePost(ctx, &model.Post{ChannelId: r.channel, RootId: r.root, Message: part})
+		post := &model.Post{ChannelId: r.channel, RootId: r.root, Message: part}
+		post.AddProp(propEvent, r.ev.EventID)
+		post.AddProp(propPart, i)
+		p, resp, err := r.a.api.CreatePost(ctx, post)
 		if err != nil {
 			return apiError("create post", resp, err)
 		}
