@@ -176,8 +176,12 @@ func (forgetful) Outbound(context.Context, engine.Platform, string) ([]*engine.O
 func TestRetryAdoptsUnrecordedPost(t *testing.T) {
 	ctx := context.Background()
 	f := newFakeServer(t)
-	a, db := mustAdapter(t, f)
-	a.store = forgetful{db}
+	_, db := mustAdapter(t, f)
+	// A second adapter, not started (no websocket), whose outbox forgets.
+	a, err := New(Config{URL: f.srv.URL, Token: "bot-token", Locker: &engine.LocalLocker{}}, forgetful{db}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ev := &engine.InboxEvent{Platform: engine.PlatformMattermost, EventID: "P1", Attempts: 1}
 	m := engine.Message{ID: "P1", Thread: engine.Thread{Channel: engine.Channel{Platform: engine.PlatformMattermost, ID: "C1"}, ID: "P1"}}
 	first, err := a.Replier(ctx, ev, m)
