@@ -17,6 +17,7 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"github.com/convosphere/convosphere/engine"
+	"github.com/convosphere/convosphere/engine/textsplit"
 )
 
 // Slash commands and their options.
@@ -307,7 +308,7 @@ func (a *Adapter) listAssistants(ctx context.Context, in *discordgo.Interaction,
 		sb.WriteByte('\n')
 	}
 	sb.WriteString("Choose one with `/assistant name:NAME`, or for one question with `/ask assistant:NAME question:…`.")
-	return ephemeral(truncate(sb.String(), MessageLimit))
+	return ephemeral(textsplit.Truncate(sb.String(), MessageLimit, "…"))
 }
 
 // autocomplete offers the assistant names that start with what was typed.
@@ -354,12 +355,4 @@ func (a *Adapter) component(ctx context.Context, in *discordgo.Interaction) *dis
 		a.log.ErrorContext(ctx, "discord feedback not recorded", "error", err)
 		return ephemeral("Your feedback could not be recorded just now; please try again in a minute.")
 	}
-}
-
-func truncate(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
 }

@@ -427,7 +427,7 @@ func (a *Adapter) footerBlocks(ans engine.Answer) []slack.Block {
 			if c.Document != "" && c.Document != label {
 				text += " — " + mrkdwn.Escape(c.Document)
 			}
-			elems = append(elems, slack.NewTextBlockObject(slack.MarkdownType, truncateRunes(text, 300), false, false))
+			elems = append(elems, slack.NewTextBlockObject(slack.MarkdownType, textsplit.Truncate(text, 300, "…"), false, false))
 		}
 		blocks = append(blocks, slack.NewContextBlock("citations", elems...))
 	}
@@ -437,13 +437,6 @@ func (a *Adapter) footerBlocks(ans engine.Answer) []slack.Block {
 		blocks = append(blocks, slack.NewActionBlock("feedback", up, down))
 	}
 	return blocks
-}
-
-func truncateRunes(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n-1]) + "…"
 }
 
 var broadcast = regexp.MustCompile(`(?i)(<)([!@#])|(@)(channel|here|everyone)\b`)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/convosphere/convosphere/cmd/internal/app"
 	"github.com/convosphere/convosphere/engine"
+	"github.com/convosphere/convosphere/engine/textsplit"
 )
 
 // tools runs `console tools list|enable NAME...|disable NAME...`: the MCP
@@ -28,7 +29,7 @@ func (c *cli) tools(ctx context.Context, args []string) error {
 			w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "TOOL\tSTATE\tDESCRIPTION")
 			for _, t := range list {
-				fmt.Fprintf(w, "%s\t%s\t%s\n", t.Name, t.State, truncate(t.Description, 70))
+				fmt.Fprintf(w, "%s\t%s\t%s\n", t.Name, t.State, textsplit.Truncate(t.Description, 70, "…"))
 			}
 			if ferr := w.Flush(); err == nil {
 				err = ferr
@@ -62,12 +63,4 @@ func (c *cli) tools(ctx context.Context, args []string) error {
 		}
 		return fmt.Errorf("%w: unknown tools subcommand %q: use list, enable or disable", errUsage, args[0])
 	})
-}
-
-func truncate(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
 }
