@@ -188,6 +188,7 @@ type ToolAuditStore interface {
 // Store is everything a ConvoSphere process keeps in its database.
 type Store interface {
 	ToolAuditStore
+	ToolServerStore
 	ToolPinStore
 	PreferenceStore
 	StatusStore

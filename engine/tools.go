@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"regexp"
+	"strings"
 	"time"
 )
 
@@ -90,4 +92,42 @@ type ToolPinStore interface {
 	SetToolPin(ctx context.Context, p *ToolPin) error     // insert or replace by Tool
 	DeleteToolPin(ctx context.Context, tool string) error // ENOTFOUND when there is none
 	ToolPins(ctx context.Context) ([]*ToolPin, error)     // by tool
+}
+
+// ToolServer is an MCP server configured in the console (the config file
+// can list more). Env and Headers hold secrets.
+type ToolServer struct {
+	Name      string            `json:"name"`
+	Transport string            `json:"transport"` // stdio, http or sse
+	Command   string            `json:"command,omitempty"`
+	Args      []string          `json:"args,omitempty"`
+	Env       map[string]string `json:"env,omitempty"`
+	URL       string            `json:"url,omitempty"`
+	Headers   map[string]string `json:"headers,omitempty"`
+	CreatedAt time.Time         `json:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at"`
+}
+
+// ToolServerStore keeps the MCP servers configured in the console.
+type ToolServerStore interface {
+	SaveToolServer(ctx context.Context, s *ToolServer) error // insert or replace by Name
+	DeleteToolServer(ctx context.Context, name string) error // ENOTFOUND when there is none
+	ToolServers(ctx context.Context) ([]*ToolServer, error)  // by name
+}
+
+var toolServerNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+
+// Validate checks an MCP server's settings; the error says what to fix.
+func (s *ToolServer) Validate() error {
+	switch {
+	case !toolServerNameRE.MatchString(s.Name) || strings.Contains(s.Name, "__") || s.Name == "builtin":
+		return Errorf(EINVALID, "MCP server name %q is invalid: use up to 32 lower-case letters, digits, - or _ (not \"builtin\", no \"__\").", s.Name)
+	case s.Transport == "stdio" && s.Command == "":
+		return Errorf(EINVALID, "MCP server %s: a stdio server needs a command.", s.Name)
+	case (s.Transport == "http" || s.Transport == "sse") && s.URL == "":
+		return Errorf(EINVALID, "MCP server %s: an %s server needs a url.", s.Name, s.Transport)
+	case s.Transport != "stdio" && s.Transport != "http" && s.Transport != "sse":
+		return Errorf(EINVALID, "MCP server %s: transport %q is unknown: use stdio, http or sse.", s.Name, s.Transport)
+	}
+	return nil
 }

@@ -91,8 +91,9 @@ func (r *Registry) Inventory(ctx context.Context) ([]ToolStatus, error) {
 	}
 	var out []ToolStatus
 	var errs []error
-	for _, name := range sortedNames(r.servers) {
-		s := r.servers[name]
+	servers := r.snapshot(ctx)
+	for _, name := range sortedNames(servers) {
+		s := servers[name]
 		if err := r.connect(ctx, s); err != nil {
 			errs = append(errs, fmt.Errorf("MCP server %s: %w", name, err))
 			continue

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/convosphere/convosphere/engine"
 )
@@ -100,5 +101,71 @@ func TestPinning(t *testing.T) {
 	}
 	if got := call(r, a, "everything__get-sum", `{"a":1,"b":2}`); got.Outcome != engine.ToolOK {
 		t.Errorf("after re-enabling: %+v", got)
+	}
+}
+
+// memServers is an in-memory engine.ToolServerStore.
+type memServers struct {
+	mu   sync.Mutex
+	list map[string]*engine.ToolServer
+}
+
+func (m *memServers) SaveToolServer(_ context.Context, s *engine.ToolServer) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.list == nil {
+		m.list = map[string]*engine.ToolServer{}
+	}
+	c := *s
+	m.list[s.Name] = &c
+	return nil
+}
+
+func (m *memServers) DeleteToolServer(_ context.Context, name string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.list, name)
+	return nil
+}
+
+func (m *memServers) ToolServers(context.Context) ([]*engine.ToolServer, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*engine.ToolServer
+	for _, s := range m.list {
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// TestServersFromTheConsole: servers saved in the store join the
+// registry, and leave it when deleted.
+func TestServersFromTheConsole(t *testing.T) {
+	path := serverPath(t, "CONVOSPHERE_TEST_MCP_EVERYTHING")
+	stored := &memServers{}
+	r, err := New(Config{Stored: stored, ReloadEvery: 10 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	if inv, _ := r.Inventory(ctx); len(inv) != 0 {
+		t.Fatalf("inventory before any server: %v", inv)
+	}
+	if err := stored.SaveToolServer(ctx, &engine.ToolServer{Name: "live", Transport: "stdio", Command: "node", Args: []string{path}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	inv, err := r.Inventory(ctx)
+	if err != nil || len(inv) == 0 || !strings.HasPrefix(inv[0].Name, "live__") {
+		t.Fatalf("inventory after saving a server: %v, %v", inv, err)
+	}
+	if got := call(r, assistantWith("live__get-sum"), "live__get-sum", `{"a":2,"b":2}`); got.Outcome != engine.ToolOK {
+		t.Errorf("a call to the new server: %+v", got)
+	}
+	_ = stored.DeleteToolServer(ctx, "live")
+	time.Sleep(20 * time.Millisecond)
+	if inv, _ := r.Inventory(ctx); len(inv) != 0 {
+		t.Errorf("inventory after deleting the server: %v", inv)
 	}
 }

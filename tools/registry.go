@@ -14,12 +14,12 @@ package tools
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -63,6 +63,11 @@ type Config struct {
 	// Pins holds the tools admins enabled: an MCP tool is offered only
 	// when pinned and unchanged since. Nil turns pinning off (tests).
 	Pins engine.ToolPinStore
+	// Stored holds the MCP servers configured in the console, read again
+	// at most every ReloadEvery (default 5s); those of the config file
+	// (Servers) take precedence on a name.
+	Stored      engine.ToolServerStore
+	ReloadEvery time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -74,23 +79,16 @@ func (c *Config) setDefaults() {
 	}
 }
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
-
 // Validate reports the first invalid setting.
 func (c Config) Validate() error {
 	seen := map[string]bool{}
-	for i, s := range c.Servers {
-		switch {
-		case !nameRE.MatchString(s.Name) || strings.Contains(s.Name, Separator) || s.Name == "builtin":
-			return engine.Errorf(engine.EINVALID, "MCP server %d: name %q is invalid: use up to 32 lower-case letters, digits, - or _ (not \"builtin\", no \"__\")", i+1, s.Name)
-		case seen[s.Name]:
+	for _, s := range c.Servers {
+		ts := engine.ToolServer{Name: s.Name, Transport: s.Transport, Command: s.Command, URL: s.URL}
+		if err := ts.Validate(); err != nil {
+			return err
+		}
+		if seen[s.Name] {
 			return engine.Errorf(engine.EINVALID, "MCP server name %q appears twice", s.Name)
-		case s.Transport == TransportStdio && s.Command == "":
-			return engine.Errorf(engine.EINVALID, "MCP server %s: a stdio server needs a command", s.Name)
-		case (s.Transport == TransportHTTP || s.Transport == TransportSSE) && s.URL == "":
-			return engine.Errorf(engine.EINVALID, "MCP server %s: an %s server needs a url", s.Name, s.Transport)
-		case s.Transport != TransportStdio && s.Transport != TransportHTTP && s.Transport != TransportSSE:
-			return engine.Errorf(engine.EINVALID, "MCP server %s: transport %q is unknown: use stdio, http or sse", s.Name, s.Transport)
 		}
 		seen[s.Name] = true
 	}
@@ -102,11 +100,15 @@ func (c Config) Validate() error {
 
 // Registry holds the MCP servers' tools; it implements engine.ToolSet.
 type Registry struct {
-	cfg     Config
-	log     *slog.Logger
-	servers map[string]*server
-	wg      sync.WaitGroup
-	cancel  context.CancelFunc
+	cfg    Config
+	log    *slog.Logger
+	wg     sync.WaitGroup
+	cancel context.CancelFunc
+
+	smu        sync.Mutex
+	servers    map[string]*server
+	configured map[string]bool // from the config file
+	loadedAt   time.Time
 }
 
 var _ engine.ToolSet = (*Registry)(nil)
@@ -132,17 +134,94 @@ func New(cfg Config, logger *slog.Logger) (*Registry, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	r := &Registry{cfg: cfg, log: logger.With("component", "tools"), servers: map[string]*server{}}
+	if cfg.ReloadEvery == 0 {
+		cfg.ReloadEvery = 5 * time.Second
+	}
+	r := &Registry{cfg: cfg, log: logger.With("component", "tools"), servers: map[string]*server{}, configured: map[string]bool{}}
 	for _, s := range cfg.Servers {
 		r.servers[s.Name] = &server{cfg: s}
+		r.configured[s.Name] = true
 	}
 	return r, nil
+}
+
+// reload brings the servers configured in the console up to date: new
+// ones are added, removed or changed ones closed (a changed one starts
+// again with its new settings).
+func (r *Registry) reload(ctx context.Context) {
+	if r.cfg.Stored == nil {
+		return
+	}
+	r.smu.Lock()
+	if time.Since(r.loadedAt) < r.cfg.ReloadEvery {
+		r.smu.Unlock()
+		return
+	}
+	r.loadedAt = time.Now()
+	r.smu.Unlock()
+	stored, err := r.cfg.Stored.ToolServers(ctx)
+	if err != nil {
+		r.log.WarnContext(ctx, "read MCP servers", "error", err)
+		return
+	}
+	want := map[string]ServerConfig{}
+	for _, ts := range stored {
+		if err := ts.Validate(); err != nil {
+			r.log.WarnContext(ctx, "MCP server ignored", "server", ts.Name, "error", err)
+			continue
+		}
+		want[ts.Name] = ServerConfig{Name: ts.Name, Transport: ts.Transport, Command: ts.Command, Args: ts.Args,
+			Env: ts.Env, URL: ts.URL, Headers: ts.Headers}
+	}
+	r.smu.Lock()
+	defer r.smu.Unlock()
+	for name, s := range r.servers {
+		if r.configured[name] {
+			continue
+		}
+		if w, ok := want[name]; !ok || !sameServer(w, s.cfg) {
+			s.close()
+			delete(r.servers, name)
+		}
+	}
+	for name, w := range want {
+		if _, ok := r.servers[name]; !ok && !r.configured[name] {
+			r.servers[name] = &server{cfg: w}
+		}
+	}
+}
+
+func sameServer(a, b ServerConfig) bool {
+	aj, _ := json.Marshal(a)
+	bj, _ := json.Marshal(b)
+	return string(aj) == string(bj)
+}
+
+func (s *server) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.client != nil {
+		_ = s.client.Close()
+		s.client = nil
+	}
+}
+
+// snapshot returns the servers by name, reloading the stored ones first.
+func (r *Registry) snapshot(ctx context.Context) map[string]*server {
+	r.reload(ctx)
+	r.smu.Lock()
+	defer r.smu.Unlock()
+	out := make(map[string]*server, len(r.servers))
+	for k, v := range r.servers {
+		out[k] = v
+	}
+	return out
 }
 
 // Start connects every server (initialize, tools/list). A server that
 // fails is logged and retried on use; Start does not fail for it.
 func (r *Registry) Start(ctx context.Context) {
-	for _, s := range r.servers {
+	for _, s := range r.snapshot(ctx) {
 		if err := r.connect(ctx, s); err != nil {
 			r.log.WarnContext(ctx, "MCP server unavailable", "server", s.cfg.Name, "error", err)
 		}
@@ -151,13 +230,10 @@ func (r *Registry) Start(ctx context.Context) {
 
 // Close stops the servers.
 func (r *Registry) Close() error {
+	r.smu.Lock()
+	defer r.smu.Unlock()
 	for _, s := range r.servers {
-		s.mu.Lock()
-		if s.client != nil {
-			_ = s.client.Close()
-			s.client = nil
-		}
-		s.mu.Unlock()
+		s.close()
 	}
 	return nil
 }
@@ -212,7 +288,12 @@ func (r *Registry) connect(ctx context.Context, s *server) error {
 
 // refresh lists a server's tools again (after tools/list_changed).
 func (r *Registry) refresh(ctx context.Context, name string) {
+	r.smu.Lock()
 	s := r.servers[name]
+	r.smu.Unlock()
+	if s == nil {
+		return
+	}
 	s.mu.Lock()
 	c := s.client
 	s.mu.Unlock()
@@ -273,8 +354,9 @@ func (r *Registry) Tools(ctx context.Context, a *engine.Assistant) ([]engine.Too
 			specs = append(specs, spec)
 		}
 	}
-	for _, name := range sortedNames(r.servers) {
-		s := r.servers[name]
+	servers := r.snapshot(ctx)
+	for _, name := range sortedNames(servers) {
+		s := servers[name]
 		if !anyAllowed(allowed, name) {
 			continue
 		}
@@ -348,7 +430,7 @@ func (r *Registry) Call(ctx context.Context, inv engine.ToolInvocation) engine.T
 		res.Content = r.truncate(res.Content)
 		return res
 	}
-	s := r.servers[name]
+	s := r.snapshot(ctx)[name]
 	if !ok || s == nil || !allowedFor(inv.Assistant, inv.Call.Name) {
 		return engine.ToolResult{Content: fmt.Sprintf("The tool %q is not available to this assistant.", inv.Call.Name), IsError: true, Outcome: engine.ToolDenied}
 	}

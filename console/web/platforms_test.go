@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/convosphere/convosphere/engine"
@@ -57,5 +59,43 @@ func TestToolCallsAPI(t *testing.T) {
 	viewer := env.MustToken(env.MustUser("vera", engine.RoleViewer))
 	if w := env.get("/api/v1/tool-calls", viewer); w.Code != http.StatusForbidden {
 		t.Errorf("a viewer: %d, want 403", w.Code)
+	}
+}
+
+func TestToolServersAPI(t *testing.T) {
+	env := mustEnv(t, envOptions{})
+	admin := env.MustToken(env.MustUser("ada", engine.RoleAdmin))
+	do := func(method, path, body string, c *client) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(method, path, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		c.apply(r)
+		return env.serve(r)
+	}
+	w := do(http.MethodPut, "/api/v1/tool-servers/files", `{"transport":"stdio","command":"npx","args":["-y","server"],"env":{"API_TOKEN":"s3cret"}}`, admin)
+	if w.Code != http.StatusOK || strings.Contains(w.Body.String(), "s3cret") {
+		t.Fatalf("put: %d %s", w.Code, w.Body)
+	}
+	stored, err := env.store.ToolServers(context.Background())
+	if err != nil || len(stored) != 1 || stored[0].Env["API_TOKEN"] != "s3cret" {
+		t.Fatalf("stored %+v, %v", stored, err)
+	}
+	if w := do(http.MethodGet, "/api/v1/tool-servers", "", admin); w.Code != http.StatusOK || strings.Contains(w.Body.String(), "s3cret") || !strings.Contains(w.Body.String(), `"API_TOKEN":"[redacted]"`) {
+		t.Errorf("list: %d %s", w.Code, w.Body)
+	}
+	if w := do(http.MethodPut, "/api/v1/tool-servers/Bad__Name", `{"transport":"stdio","command":"x"}`, admin); w.Code != http.StatusBadRequest {
+		t.Errorf("a bad name: %d", w.Code)
+	}
+	if w := do(http.MethodPut, "/api/v1/tool-servers/web", `{"transport":"http"}`, admin); w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "needs a url") {
+		t.Errorf("http without url: %d %s", w.Code, w.Body)
+	}
+	viewer := env.MustToken(env.MustUser("vera", engine.RoleViewer))
+	if w := do(http.MethodGet, "/api/v1/tool-servers", "", viewer); w.Code != http.StatusForbidden {
+		t.Errorf("a viewer: %d", w.Code)
+	}
+	if w := do(http.MethodDelete, "/api/v1/tool-servers/files", "", admin); w.Code != http.StatusNoContent {
+		t.Errorf("delete: %d", w.Code)
+	}
+	if w := do(http.MethodDelete, "/api/v1/tool-servers/files", "", admin); w.Code != http.StatusNotFound {
+		t.Errorf("delete again: %d", w.Code)
 	}
 }

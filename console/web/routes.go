@@ -50,6 +50,10 @@ func (s *Server) routes() (*gin.Engine, error) {
 	api.GET("/assistants", s.listAssistants)
 	api.GET("/platforms", s.listPlatforms)
 	api.GET("/tool-calls", s.requireRole("Reading the tool call audit", engine.RoleAdmin), s.listToolCalls)
+	servers := api.Group("/tool-servers", s.requireRole("Managing MCP servers", engine.RoleAdmin))
+	servers.GET("", s.listToolServers)
+	servers.PUT("/:name", s.putToolServer)
+	servers.DELETE("/:name", s.deleteToolServer)
 
 	// Knowledge bases: anyone signed in lists and searches them; admins
 	// and editors manage them.

@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(tb testing.TB) engine.Store) {
 		{"PlatformStatus", testPlatformStatus},
 		{"ToolCallAudit", testToolCallAudit},
 		{"ToolPins", testToolPins},
+		{"ToolServers", testToolServers},
 		{"ConcurrentWorkersKeepThreadOrder", testConcurrentWorkers},
 		{"Outbox", testOutbox},
 	}
@@ -1733,4 +1734,22 @@ func testToolPins(t *testing.T, s engine.Store) {
 	Must(t, s.DeleteToolPin(ctx, "web__fetch"))
 	MustCode(t, s.DeleteToolPin(ctx, "web__fetch"), engine.ENOTFOUND)
 	MustCode(t, s.SetToolPin(ctx, &engine.ToolPin{Tool: "x"}), engine.EINVALID)
+}
+
+func testToolServers(t *testing.T, s engine.Store) {
+	ctx := t.Context()
+	fs := &engine.ToolServer{Name: "files", Transport: "stdio", Command: "npx", Args: []string{"-y", "server"}, Env: map[string]string{"API_TOKEN": "x"}}
+	Must(t, s.SaveToolServer(ctx, fs))
+	Must(t, s.SaveToolServer(ctx, &engine.ToolServer{Name: "web", Transport: "http", URL: "https://t.example/mcp", Headers: map[string]string{"Authorization": "Bearer y"}}))
+	fs.Args = []string{"-y", "server", "/srv"}
+	Must(t, s.SaveToolServer(ctx, fs))
+	list, err := s.ToolServers(ctx)
+	Must(t, err)
+	if len(list) != 2 || list[0].Name != "files" || len(list[0].Args) != 3 || list[0].Env["API_TOKEN"] != "x" ||
+		list[1].Headers["Authorization"] != "Bearer y" || list[0].CreatedAt.IsZero() {
+		t.Fatalf("servers %+v", list)
+	}
+	Must(t, s.DeleteToolServer(ctx, "web"))
+	MustCode(t, s.DeleteToolServer(ctx, "web"), engine.ENOTFOUND)
+	MustCode(t, s.SaveToolServer(ctx, &engine.ToolServer{Name: "x"}), engine.EINVALID)
 }

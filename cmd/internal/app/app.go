@@ -41,15 +41,16 @@ type App struct {
 
 // OpenTools starts the configured MCP servers (tools.mcp_servers); a
 // server that fails is logged and retried on use.
-// Pins enforce that admins enabled each MCP tool (see tools.Registry).
-func OpenTools(ctx context.Context, cfg config.Tools, retriever engine.Retriever, pins engine.ToolPinStore, logger *slog.Logger) (*tools.Registry, error) {
+// The store holds the pins (admins enable each MCP tool) and the MCP
+// servers configured in the console (see tools.Registry).
+func OpenTools(ctx context.Context, cfg config.Tools, retriever engine.Retriever, store engine.Store, logger *slog.Logger) (*tools.Registry, error) {
 	servers := make([]tools.ServerConfig, len(cfg.MCPServers))
 	for i, s := range cfg.MCPServers {
 		servers[i] = tools.ServerConfig{Name: s.Name, Transport: s.Transport, Command: s.Command, Args: s.Args,
 			Env: s.Env, URL: s.URL, Headers: s.Headers}
 	}
 	r, err := tools.New(tools.Config{Servers: servers, CallTimeout: cfg.CallTimeout, MaxOutputBytes: cfg.MaxOutputBytes,
-		Builtins: tools.Builtins{Retriever: retriever, FetchAllowlist: cfg.FetchAllowlist}, Pins: pins}, logger)
+		Builtins: tools.Builtins{Retriever: retriever, FetchAllowlist: cfg.FetchAllowlist}, Pins: store, Stored: store}, logger)
 	if err != nil {
 		return nil, fmt.Errorf("tools.mcp_servers: %w", err)
 	}
