@@ -26,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -79,9 +80,9 @@ type Index struct {
 	db        *sql.DB
 	path      string
 	analyzer  analyzer
-	vectors   vectorCache
-	postings  lexicalCache
-	lastPrune atomic.Int64 // Unix seconds of the last log pruning
+	vectors   slots[vectorSlot]  // per knowledge base
+	postings  slots[lexicalSlot] // per knowledge base
+	lastPrune atomic.Int64       // Unix seconds of the last log pruning
 }
 
 var _ knowledge.Index = (*Index)(nil)
@@ -509,4 +510,25 @@ func (ix *Index) Documents(ctx context.Context, knowledgeBase string) ([]knowled
 		return nil, fmt.Errorf("list indexed documents: %w", err)
 	}
 	return docs, nil
+}
+
+// slots holds one S per knowledge base searched so far (its in-memory
+// vectors or postings), created on first use.
+type slots[S any] struct {
+	mu sync.Mutex
+	m  map[string]*S
+}
+
+func (c *slots[S]) slot(kb string) *S {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[string]*S)
+	}
+	s := c.m[kb]
+	if s == nil {
+		s = new(S)
+		c.m[kb] = s
+	}
+	return s
 }

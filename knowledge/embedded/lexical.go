@@ -125,32 +125,11 @@ func (l *kbLexical) needsCompaction() bool {
 	return deadCount > 1000 && float64(deadCount) > compactRatio*float64(len(l.ids))
 }
 
-// lexicalCache holds the inverted indexes of the knowledge bases searched
-// so far.
-type lexicalCache struct {
-	mu    sync.Mutex
-	slots map[string]*lexicalSlot
-}
-
 // lexicalSlot guards one knowledge base's index: searches read it under
 // the read lock, bringing it up to date takes the write lock.
 type lexicalSlot struct {
 	mu   sync.RWMutex
 	data *kbLexical
-}
-
-func (c *lexicalCache) slot(kb string) *lexicalSlot {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.slots == nil {
-		c.slots = make(map[string]*lexicalSlot)
-	}
-	s := c.slots[kb]
-	if s == nil {
-		s = &lexicalSlot{}
-		c.slots[kb] = s
-	}
-	return s
 }
 
 // kbState is a knowledge base's row in kb_versions.

@@ -9,7 +9,6 @@ import (
 	"math"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/convosphere/convosphere/knowledge"
@@ -58,12 +57,6 @@ type kbVectors struct {
 	vecs    []float32 // len(ids)*dims, each row of unit length
 }
 
-// vectorCache holds the vectors of the knowledge bases searched so far.
-type vectorCache struct {
-	mu    sync.Mutex
-	slots map[string]*vectorSlot
-}
-
 // vectorSlot serialises the loading of one knowledge base's vectors, so
 // that concurrent searches after a write load them once.
 type vectorSlot struct {
@@ -71,53 +64,13 @@ type vectorSlot struct {
 	data *kbVectors
 }
 
-func (c *vectorCache) slot(kb string) *vectorSlot {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.slots == nil {
-		c.slots = make(map[string]*vectorSlot)
-	}
-	s := c.slots[kb]
-	if s == nil {
-		s = &vectorSlot{}
-		c.slots[kb] = s
-	}
-	return s
-}
-
 // knowledgeBaseVectors returns the current vectors of the knowledge bases
 // kbs (all of them when kbs is empty), loading those written since they
 // were last loaded.
 func (ix *Index) knowledgeBaseVectors(ctx context.Context, kbs []string) ([]*kbVectors, error) {
-	query := `SELECT knowledge_base, version FROM kb_versions`
-	var args []any
-	if len(kbs) > 0 {
-		query += ` WHERE knowledge_base IN (?` + strings.Repeat(`, ?`, len(kbs)-1) + `)`
-		for _, kb := range kbs {
-			args = append(args, kb)
-		}
-	}
-	query += ` ORDER BY knowledge_base`
-	rows, err := ix.db.QueryContext(ctx, query, args...)
+	versions, err := ix.kbStates(ctx, kbs)
 	if err != nil {
-		return nil, fmt.Errorf("search knowledge index: read versions: %w", err)
-	}
-	type kbVersion struct {
-		kb      string
-		version int64
-	}
-	var versions []kbVersion
-	for rows.Next() {
-		var v kbVersion
-		if err := rows.Scan(&v.kb, &v.version); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("search knowledge index: read versions: %w", err)
-		}
-		versions = append(versions, v)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("search knowledge index: read versions: %w", err)
+		return nil, err
 	}
 	out := make([]*kbVectors, 0, len(versions))
 	for _, v := range versions {
