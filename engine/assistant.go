@@ -30,20 +30,23 @@ type Binding struct {
 // Assistant is a configured persona: prompt, model, knowledge, tools and
 // the channels it answers in.
 type Assistant struct {
-	ID              string            `json:"id"`
-	Name            string            `json:"name"`
-	Description     string            `json:"description,omitempty"`
-	SystemPrompt    string            `json:"system_prompt"`
-	Model           string            `json:"model,omitempty"` // empty: the provider's default model
-	Temperature     float64           `json:"temperature"`
-	MaxOutputTokens int               `json:"max_output_tokens,omitempty"`
-	KnowledgeBases  []string          `json:"knowledge_bases"` // knowledge base names
-	Tools           []string          `json:"tools"`           // tool names
-	Bindings        []Binding         `json:"bindings"`
-	Retrieval       RetrievalSettings `json:"retrieval"`
-	IsDefault       bool              `json:"is_default"`
-	CreatedAt       time.Time         `json:"created_at"`
-	UpdatedAt       time.Time         `json:"updated_at"`
+	ID              string   `json:"id"`
+	Name            string   `json:"name"`
+	Description     string   `json:"description,omitempty"`
+	SystemPrompt    string   `json:"system_prompt"`
+	Model           string   `json:"model,omitempty"` // empty: the provider's default model
+	Temperature     float64  `json:"temperature"`
+	MaxOutputTokens int      `json:"max_output_tokens,omitempty"`
+	KnowledgeBases  []string `json:"knowledge_bases"` // knowledge base names
+	Tools           []string `json:"tools"`           // tool names: the allowlist
+	// ToolPolicy sets allow, ask or deny per tool of the allowlist; a tool
+	// without an entry is allowed.
+	ToolPolicy map[string]ToolMode `json:"tool_policy,omitempty"`
+	Bindings   []Binding           `json:"bindings"`
+	Retrieval  RetrievalSettings   `json:"retrieval"`
+	IsDefault  bool                `json:"is_default"`
+	CreatedAt  time.Time           `json:"created_at"`
+	UpdatedAt  time.Time           `json:"updated_at"`
 }
 
 var assistantNameRE = regexp.MustCompile(`^[\p{L}\p{N}][\p{L}\p{N} ._-]{0,63}$`)
@@ -70,6 +73,14 @@ func (a *Assistant) Validate() error {
 		case "", TriggerMention, TriggerThread, TriggerAll:
 		default:
 			return Errorf(EINVALID, "Trigger %q is unknown: use mention, thread or all.", b.Trigger)
+		}
+	}
+	for tool, m := range a.ToolPolicy {
+		if !m.Valid() {
+			return Errorf(EINVALID, "Tool policy %q for %s is unknown: use allow, ask or deny.", m, tool)
+		}
+		if strings.TrimSpace(tool) == "" {
+			return Errorf(EINVALID, "A tool policy needs a tool name.")
 		}
 	}
 	if a.KnowledgeBases == nil {

@@ -77,6 +77,9 @@ type Message struct {
 	// ThreadContext holds the thread's earlier messages when the assistant
 	// was called into a thread it was not part of, oldest first.
 	ThreadContext []ThreadLine `json:"thread_context,omitempty"`
+	// Resume continues a turn that waited for a tool approval, once it is
+	// decided; Text is then empty.
+	Resume *Resume `json:"resume,omitempty"`
 }
 
 // DefaultMaxMessageBytes is the default limit on an inbound message's size.

@@ -2,10 +2,12 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,6 +29,7 @@ type Config struct {
 	StallTimeout    time.Duration // no stream event for this long ends the answer; default 45s
 	TurnTimeout     time.Duration // a whole turn's limit; default 3m
 	MaxToolSteps    int           // model calls that may ask for tools in one turn; default 8
+	ApprovalTTL     time.Duration // how long a tool approval waits for a decision; default 24h
 }
 
 func (c *Config) setDefaults() {
@@ -35,6 +38,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxToolSteps == 0 {
 		c.MaxToolSteps = 8
+	}
+	if c.ApprovalTTL == 0 {
+		c.ApprovalTTL = DefaultApprovalTTL
 	}
 	if c.HistoryTokens == 0 {
 		c.HistoryTokens = 4000
@@ -75,6 +81,7 @@ type Deps struct {
 	Retriever     Retriever
 	Tools         ToolSet        // nil: no tools
 	ToolAudit     ToolAuditStore // records every tool call; nil: none
+	Approvals     ApprovalStore  // keeps turns waiting for tool approvals; nil: "ask" tools cannot run
 	Logger        *slog.Logger
 }
 
@@ -147,6 +154,9 @@ func (e *Engine) Handle(ctx context.Context, msg Message, r Replier) (*Answer, e
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.TurnTimeout)
 	defer cancel()
 
+	if msg.Resume != nil {
+		return e.resume(ctx, t)
+	}
 	if err := ValidateText(msg.Text, e.cfg.MaxMessageBytes); err != nil {
 		return e.finish(ctx, t, Answer{Outcome: OutcomeRejected, Notice: ErrorMessage(err)}, err)
 	}
@@ -311,21 +321,44 @@ func (e *Engine) answer(ctx context.Context, t *turn, history []*Turn) (*Answer,
 		t.trace.TokensIn += EstimateTokens(m.Content)
 	}
 
-	if e.deps.Tools != nil && len(a.Tools) > 0 {
-		specs, err := e.deps.Tools.Tools(ctx, a)
-		if err != nil {
-			e.log.WarnContext(ctx, "tools unavailable; answering without them", "trace_id", t.trace.ID, "error", err)
-		}
-		req.Tools = specs
-	}
-
+	req.Tools = e.offerTools(ctx, t)
+	st := &loop{Model: req.Model, Temperature: req.Temperature, MaxTokens: req.MaxTokens, Question: req.Question, Passages: t.passages}
 	e.status(ctx, t, "Writing the answer…")
-	text, toolNotice, err := e.toolLoop(ctx, t, req)
+	text, notice, ap, err := e.toolLoop(ctx, t, req, st)
+	return e.conclude(ctx, t, "", text, notice, ap, err)
+}
 
-	ans := Answer{Text: text, Citations: citationsFor(text, t.passages), Outcome: OutcomeAnswered}
+// offerTools returns the tools the assistant may call now: its allowlist
+// as the tool set offers it, without the tools its policy denies.
+func (e *Engine) offerTools(ctx context.Context, t *turn) []ToolSpec {
+	a := t.assistant
+	if e.deps.Tools == nil || len(a.Tools) == 0 {
+		return nil
+	}
+	specs, err := e.deps.Tools.Tools(ctx, a)
+	if err != nil {
+		e.log.WarnContext(ctx, "some tools are unavailable; answering with the others", "trace_id", t.trace.ID, "error", err)
+	}
+	offered := specs[:0:0]
+	for _, s := range specs {
+		if a.ToolModeFor(s.Name) != ToolDeny {
+			offered = append(offered, s)
+		}
+	}
+	return offered
+}
+
+// conclude turns the tool loop's result into the answer, saves the
+// assistant's turn and finishes. shown is the text an earlier part of the
+// turn showed before it waited for an approval: it is part of the saved
+// turn, not shown again.
+func (e *Engine) conclude(ctx context.Context, t *turn, shown, text, notice string, ap *ToolApproval, err error) (*Answer, error) {
+	ans := Answer{Text: text, Citations: citationsFor(shown+text, t.passages), Outcome: OutcomeAnswered}
 	switch {
-	case err == nil && toolNotice != "":
-		ans.Notice = toolNotice
+	case err == nil && ap != nil:
+		ans.Outcome, ans.Notice, ans.Approval = OutcomeAwaiting, approvalNotice(ap), ap
+	case err == nil && notice != "":
+		ans.Notice = notice
 	case err != nil && strings.TrimSpace(text) != "":
 		ans.Outcome, ans.Notice = OutcomeInterrupted, "The answer was interrupted: "+ErrorMessage(modelError(err))
 	case err != nil:
@@ -343,9 +376,9 @@ func (e *Engine) answer(ctx context.Context, t *turn, history []*Turn) (*Answer,
 	} else {
 		err = nil
 	}
-	if ans.Outcome != OutcomeFailed {
+	if ans.Outcome != OutcomeFailed && ans.Outcome != OutcomeAwaiting {
 		if serr := e.deps.Conversations.AddTurn(context.WithoutCancel(ctx), &Turn{
-			ConversationID: t.conv.ID, Role: TurnAssistant, Content: text, Citations: ans.Citations,
+			ConversationID: t.conv.ID, Role: TurnAssistant, Content: shown + text, Citations: ans.Citations,
 			EventID: t.msg.ID, TraceID: t.trace.ID, Outcome: ans.Outcome,
 		}); serr != nil {
 			e.log.ErrorContext(ctx, "save answer turn", "trace_id", t.trace.ID, "error", serr)
@@ -406,66 +439,229 @@ func (e *Engine) stream(ctx context.Context, t *turn, req ChatRequest, prefix st
 // whose every call failed, the model answers without tools.
 const maxToolFailures = 3
 
+// loop is the tool loop's state. A turn that waits for an approval saves
+// it in the approval (as JSON) and resumes from it.
+type loop struct {
+	Model       string        `json:"model,omitempty"`
+	Temperature float64       `json:"temperature"`
+	MaxTokens   int           `json:"max_tokens,omitempty"`
+	Question    string        `json:"question"`
+	Passages    []Passage     `json:"passages,omitempty"`
+	Messages    []ChatMessage `json:"messages"`
+	Shown       string        `json:"shown,omitempty"` // the answer's text shown before the wait
+	Step        int           `json:"step"`
+	Failures    int           `json:"failures"`
+	ToolsOff    bool          `json:"tools_off,omitempty"`
+	Notice      string        `json:"notice,omitempty"`
+	UsageIn     int           `json:"usage_in"`
+	UsageOut    int           `json:"usage_out"`
+	// Results are the results of the last message's tool calls; nil for
+	// the calls waiting for the approval.
+	Results []*ToolResult `json:"results"`
+}
+
 // toolLoop calls the model and, while it asks for tools that were offered,
 // runs them (in parallel when it asks for several) and gives it the
 // results, up to MaxToolSteps model calls. The answer is the text of all
-// the calls; notice says why the loop stopped early, if it did.
-func (e *Engine) toolLoop(ctx context.Context, t *turn, req ChatRequest) (text, notice string, err error) {
+// the calls; notice says why the loop stopped early, if it did. When a
+// call needs a person's approval, the other calls of the step run, the
+// loop's state is saved in an approval and the loop returns it.
+func (e *Engine) toolLoop(ctx context.Context, t *turn, req ChatRequest, st *loop) (text, notice string, ap *ToolApproval, err error) {
+	if st.ToolsOff {
+		req.Tools = nil
+	}
 	offered := make(map[string]bool, len(req.Tools))
 	for _, spec := range req.Tools {
 		offered[spec.Name] = true
 	}
-	var (
-		answer   strings.Builder
-		usageIn  int
-		usageOut int
-		failures int
-	)
-	for step := 1; ; step++ {
+	var answer strings.Builder
+	for {
+		st.Step++
 		done := t.trace.Step(StepModel)
 		part, calls, usage, model, err := e.stream(ctx, t, req, answer.String())
 		answer.WriteString(part)
 		if model != "" {
 			t.trace.Model = model
 		}
-		usageIn += usage.InputTokens
-		usageOut += usage.OutputTokens
-		if usageIn > 0 {
-			t.trace.TokensIn = usageIn
+		st.UsageIn += usage.InputTokens
+		st.UsageOut += usage.OutputTokens
+		if st.UsageIn > 0 {
+			t.trace.TokensIn = st.UsageIn
 		}
-		t.trace.TokensOut = usageOut
+		t.trace.TokensOut = st.UsageOut
 		if t.trace.TokensOut == 0 {
-			t.trace.TokensOut = EstimateTokens(answer.String())
+			t.trace.TokensOut = EstimateTokens(st.Shown + answer.String())
 		}
 		done(fmt.Sprintf("%d tokens in, %d out", t.trace.TokensIn, t.trace.TokensOut), err)
 		if err != nil || len(calls) == 0 {
-			return answer.String(), notice, err
+			return answer.String(), st.Notice, nil, err
 		}
 		if len(req.Tools) == 0 || e.deps.Tools == nil {
 			e.log.WarnContext(ctx, "model asked for tools that were not offered", "trace_id", t.trace.ID, "tool", calls[0].Name)
-			return answer.String(), notice, nil
+			return answer.String(), st.Notice, nil, nil
 		}
-		if step >= e.cfg.MaxToolSteps {
-			return answer.String(), fmt.Sprintf("The assistant stopped after %d rounds of tool calls; the answer may be incomplete.", step), nil
+		if st.Step >= e.cfg.MaxToolSteps {
+			return answer.String(), fmt.Sprintf("The assistant stopped after %d rounds of tool calls; the answer may be incomplete.", st.Step), nil, nil
 		}
-		results := e.runTools(ctx, t, calls, offered)
 		req.Messages = append(req.Messages, ChatMessage{Role: RoleAssistant, Content: part, ToolCalls: calls})
-		allFailed := true
-		for i, c := range calls {
-			req.Messages = append(req.Messages, ChatMessage{Role: RoleTool, ToolCallID: c.ID, Content: results[i].Content})
-			allFailed = allFailed && results[i].IsError
+		results, pending := e.runTools(ctx, t, calls, offered)
+		if len(pending) > 0 {
+			ap, err := e.suspend(ctx, t, req, st, calls, results, pending, answer.String())
+			if err == nil {
+				return answer.String(), "", ap, nil
+			}
+			e.log.ErrorContext(ctx, "tool approval not requested", "trace_id", t.trace.ID, "error", err)
+			for _, i := range pending {
+				results[i] = ToolResult{Content: fmt.Sprintf("The tool %q needs a person's approval, which could not be requested right now; answer without it.", calls[i].Name), IsError: true, Outcome: ToolError}
+				e.audit(ctx, t, calls[i], results[i], 0)
+			}
 		}
-		if allFailed {
-			failures++
-		} else {
-			failures = 0
-		}
-		if failures >= maxToolFailures {
-			// Let the model answer with what it has, without tools.
-			req.Tools = nil
-			notice = "The assistant's tools failed several times in a row, so it answered without them."
+		req.Tools = e.giveResults(&req, st, calls, results)
+	}
+}
+
+// giveResults appends a step's results to the prompt and counts failed
+// steps; after maxToolFailures failed steps in a row it returns no tools,
+// so that the model answers with what it has.
+func (e *Engine) giveResults(req *ChatRequest, st *loop, calls []ToolCall, results []ToolResult) []ToolSpec {
+	allFailed := true
+	for i, c := range calls {
+		req.Messages = append(req.Messages, ChatMessage{Role: RoleTool, ToolCallID: c.ID, Content: results[i].Content})
+		allFailed = allFailed && results[i].IsError
+	}
+	if allFailed {
+		st.Failures++
+	} else {
+		st.Failures = 0
+	}
+	if st.Failures >= maxToolFailures {
+		st.ToolsOff = true
+		st.Notice = "The assistant's tools failed several times in a row, so it answered without them."
+		return nil
+	}
+	return req.Tools
+}
+
+// suspend saves the turn in an approval for the calls at pending.
+func (e *Engine) suspend(ctx context.Context, t *turn, req ChatRequest, st *loop, calls []ToolCall, results []ToolResult, pending []int, shown string) (*ToolApproval, error) {
+	if e.deps.Approvals == nil {
+		return nil, Errorf(EUNAVAILABLE, "no approval store is configured")
+	}
+	saved := *st
+	saved.Messages = req.Messages
+	saved.Shown = st.Shown + shown
+	saved.Results = make([]*ToolResult, len(calls))
+	waiting := make([]ToolCall, 0, len(pending))
+	isPending := map[int]bool{}
+	for _, i := range pending {
+		isPending[i] = true
+		waiting = append(waiting, calls[i])
+	}
+	for i := range calls {
+		if !isPending[i] {
+			r := results[i]
+			saved.Results[i] = &r
 		}
 	}
+	state, err := json.Marshal(&saved)
+	if err != nil {
+		return nil, WrapError(EINTERNAL, err, "encode the turn's state")
+	}
+	now := time.Now()
+	ap := &ToolApproval{
+		TraceID: t.trace.ID, EventID: t.msg.ID, AssistantID: t.assistant.ID, AssistantName: t.assistant.Name,
+		ConversationID: t.conv.ID, Thread: t.msg.Thread, User: t.msg.User, Calls: waiting, State: state,
+		Status: ApprovalPending, CreatedAt: now, ExpiresAt: now.Add(e.cfg.ApprovalTTL),
+	}
+	done := t.trace.Step(StepApproval)
+	err = e.deps.Approvals.CreateApproval(ctx, ap)
+	done("asked to approve "+ap.ToolNames(), err)
+	if err != nil {
+		return nil, err
+	}
+	return ap, nil
+}
+
+// resume continues a turn whose tool approval was decided: the approved
+// calls run (if the policy still allows them), rejected ones tell the
+// model so, and the tool loop goes on from where it stopped. The answer is
+// a new message in the thread.
+func (e *Engine) resume(ctx context.Context, t *turn) (*Answer, error) {
+	if e.deps.Approvals == nil {
+		err := Errorf(EUNAVAILABLE, "Tool approvals are not available here.")
+		return e.finish(ctx, t, Answer{Outcome: OutcomeFailed, Notice: ErrorMessage(err)}, err)
+	}
+	done := t.trace.Step(StepApproval)
+	ap, err := e.deps.Approvals.ApprovalByID(ctx, t.msg.Resume.ApprovalID)
+	switch {
+	case IsNotFound(err):
+		err = Errorf(ENOTFOUND, "The approval request no longer exists, so the answer cannot go on: ask again.")
+	case err != nil:
+		err = WrapError(EUNAVAILABLE, err, "The approval could not be loaded; the answer will go on in a minute.")
+	case ap.Status != ApprovalApproved && ap.Status != ApprovalRejected:
+		err = Errorf(ECONFLICT, "The request to run %s is %s, so the answer cannot go on.", ap.ToolNames(), ap.Status)
+	}
+	var st loop
+	if err == nil {
+		if jerr := json.Unmarshal(ap.State, &st); jerr != nil || len(st.Messages) == 0 {
+			err = WrapError(EINTERNAL, jerr, "The saved state of this answer is unreadable: ask again.")
+		}
+	}
+	if err == nil {
+		t.conv, err = e.deps.Conversations.ConversationByID(ctx, ap.ConversationID)
+		if err == nil {
+			t.assistant, err = e.deps.Assistants.AssistantByID(ctx, ap.AssistantID)
+		}
+		if IsNotFound(err) {
+			err = WrapError(ENOTFOUND, err, "The assistant or the conversation of this request no longer exists: ask again.")
+		} else if err != nil {
+			err = WrapError(EUNAVAILABLE, err, "The conversation could not be loaded; the answer will go on in a minute.")
+		}
+	}
+	if err != nil {
+		done("", err)
+		return e.finish(ctx, t, Answer{Outcome: outcomeOf(err), Notice: ErrorMessage(err)}, err)
+	}
+	done(fmt.Sprintf("%s %s by %s after %s", ap.ToolNames(), ap.Status, ap.DecidedBy, ap.DecidedAt.Sub(ap.CreatedAt).Round(time.Second)), nil)
+	t.trace.ConversationID, t.trace.AssistantID, t.trace.AssistantName = t.conv.ID, t.assistant.ID, t.assistant.Name
+	t.trace.Model = st.Model
+	t.passages = st.Passages
+	for _, p := range st.Passages {
+		t.trace.Passages = append(t.trace.Passages, PassageRef{ID: p.ID, KnowledgeBase: p.KnowledgeBase, Document: p.Document, Title: p.Title, Score: p.Score})
+	}
+
+	req := ChatRequest{Model: st.Model, Messages: st.Messages, Temperature: st.Temperature, MaxTokens: st.MaxTokens,
+		Question: st.Question, Passages: st.Passages, Tools: e.offerTools(ctx, t)}
+	offered := make(map[string]bool, len(req.Tools))
+	for _, spec := range req.Tools {
+		offered[spec.Name] = true
+	}
+	calls := st.Messages[len(st.Messages)-1].ToolCalls
+	results := make([]ToolResult, len(calls))
+	var approved []ToolCall
+	var approvedAt []int
+	for i, c := range calls {
+		switch {
+		case i < len(st.Results) && st.Results[i] != nil:
+			results[i] = *st.Results[i]
+		case ap.Status == ApprovalApproved:
+			approved, approvedAt = append(approved, c), append(approvedAt, i)
+		default:
+			results[i] = ToolResult{Content: fmt.Sprintf("%s declined this call to %s: do not call it again for this request; answer without it or ask what to do instead.", ap.DecidedBy, c.Name),
+				IsError: true, Outcome: ToolRejected}
+			e.audit(ctx, t, c, results[i], 0)
+		}
+	}
+	if len(approved) > 0 {
+		ran, _ := e.runApproved(ctx, t, approved, offered)
+		for j, i := range approvedAt {
+			results[i] = ran[j]
+		}
+	}
+	req.Tools = e.giveResults(&req, &st, calls, results)
+	e.status(ctx, t, "Writing the answer…")
+	text, notice, next, err := e.toolLoop(ctx, t, req, &st)
+	return e.conclude(ctx, t, st.Shown, text, notice, next, err)
 }
 
 // audit records a tool call (ToolAudit), whatever its outcome.
@@ -482,12 +678,34 @@ func (e *Engine) audit(ctx context.Context, t *turn, c ToolCall, r ToolResult, d
 }
 
 // runTools runs one step's calls, in parallel, in order of the results.
-func (e *Engine) runTools(ctx context.Context, t *turn, calls []ToolCall, offered map[string]bool) []ToolResult {
+// Calls the policy denies (or that were not offered) get a denial; calls
+// under "ask" do not run: their indices are returned as pending.
+func (e *Engine) runTools(ctx context.Context, t *turn, calls []ToolCall, offered map[string]bool) ([]ToolResult, []int) {
+	return e.run(ctx, t, calls, offered, false)
+}
+
+// runApproved runs calls a person approved (denials still apply).
+func (e *Engine) runApproved(ctx context.Context, t *turn, calls []ToolCall, offered map[string]bool) ([]ToolResult, []int) {
+	return e.run(ctx, t, calls, offered, true)
+}
+
+func (e *Engine) run(ctx context.Context, t *turn, calls []ToolCall, offered map[string]bool, approved bool) ([]ToolResult, []int) {
 	results := make([]ToolResult, len(calls))
+	var pending []int
 	var wg sync.WaitGroup
 	for i, c := range calls {
-		if !offered[c.Name] {
+		mode := t.assistant.ToolModeFor(c.Name)
+		switch {
+		case mode == ToolDeny && slices.Contains(t.assistant.Tools, c.Name):
+			results[i] = ToolResult{Content: fmt.Sprintf("The tool %q is denied by this assistant's policy; answer without it.", c.Name), IsError: true, Outcome: ToolDenied}
+			e.audit(ctx, t, c, results[i], 0)
+			continue
+		case !offered[c.Name]:
 			results[i] = ToolResult{Content: fmt.Sprintf("There is no tool named %q here; use one of the tools offered.", c.Name), IsError: true, Outcome: ToolDenied}
+			e.audit(ctx, t, c, results[i], 0)
+			continue
+		case mode == ToolAsk && !approved:
+			pending = append(pending, i)
 			continue
 		}
 		e.status(ctx, t, "Using "+c.Name+"…")
@@ -512,7 +730,7 @@ func (e *Engine) runTools(ctx context.Context, t *turn, calls []ToolCall, offere
 		})
 	}
 	wg.Wait()
-	return results
+	return results, pending
 }
 
 // finish delivers the answer (or the reason there is none), records the

@@ -243,3 +243,26 @@ func setCreated(id *string, createdAt, updatedAt *time.Time, now time.Time) {
 	*createdAt = StoredTime(now)
 	*updatedAt = *createdAt
 }
+
+// Normalize checks ap's status and fills in what a store sets when it
+// creates ap: an empty ID, status pending when empty, CreatedAt (now) when
+// zero, State not nil, and the times as stored.
+func (ap *ToolApproval) Normalize(now time.Time) error {
+	if ap.Status == "" {
+		ap.Status = ApprovalPending
+	}
+	switch ap.Status {
+	case ApprovalPending, ApprovalApproved, ApprovalRejected, ApprovalExpired:
+	default:
+		return Errorf(EINVALID, "Approval status %q is unknown: use pending, approved, rejected or expired.", ap.Status)
+	}
+	setID(&ap.ID)
+	if ap.State == nil {
+		ap.State = []byte{}
+	}
+	ap.CreatedAt, ap.ExpiresAt, ap.DecidedAt = StoredTime(ap.CreatedAt), StoredTime(ap.ExpiresAt), StoredTime(ap.DecidedAt)
+	if ap.CreatedAt.IsZero() {
+		ap.CreatedAt = StoredTime(now)
+	}
+	return nil
+}

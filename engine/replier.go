@@ -18,6 +18,10 @@ type Answer struct {
 	// Notice explains, in words meant for the user, why the answer is
 	// missing or partial (empty when it is complete).
 	Notice string `json:"notice,omitempty"`
+	// Approval is set when the turn waits for a person to approve tool
+	// calls (Outcome awaiting_approval): adapters show its calls with
+	// approve and reject buttons.
+	Approval *ToolApproval `json:"approval,omitempty"`
 }
 
 // Replier delivers one turn's answer to where the question was asked.

@@ -187,6 +187,8 @@ type ToolAuditStore interface {
 
 // Store is everything a ConvoSphere process keeps in its database.
 type Store interface {
+	ApprovalStore
+	IdentityStore
 	ToolAuditStore
 	ToolServerStore
 	ToolPinStore

@@ -10,12 +10,13 @@ type Outcome string
 
 // Outcomes.
 const (
-	OutcomeAnswered    Outcome = "answered"    // a model answer was posted
-	OutcomeExtractive  Outcome = "extractive"  // no model: quoted passages were posted
-	OutcomeNoAnswer    Outcome = "no_answer"   // nothing relevant was found; the user was told
-	OutcomeInterrupted Outcome = "interrupted" // the answer stopped part way; partial answer kept and marked
-	OutcomeFailed      Outcome = "failed"      // no answer; the user got the reason
-	OutcomeRejected    Outcome = "rejected"    // bad input; the user got the reason
+	OutcomeAnswered    Outcome = "answered"          // a model answer was posted
+	OutcomeExtractive  Outcome = "extractive"        // no model: quoted passages were posted
+	OutcomeNoAnswer    Outcome = "no_answer"         // nothing relevant was found; the user was told
+	OutcomeInterrupted Outcome = "interrupted"       // the answer stopped part way; partial answer kept and marked
+	OutcomeFailed      Outcome = "failed"            // no answer; the user got the reason
+	OutcomeRejected    Outcome = "rejected"          // bad input; the user got the reason
+	OutcomeAwaiting    Outcome = "awaiting_approval" // a tool call waits for a person's approval
 )
 
 // Trace step names, in the order a turn goes through them.
@@ -27,6 +28,7 @@ const (
 	StepRetrieval    = "retrieval"
 	StepModel        = "model"
 	StepTools        = "tools"
+	StepApproval     = "approval"
 	StepPosted       = "posted"
 )
 

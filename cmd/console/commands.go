@@ -74,7 +74,7 @@ func (c *cli) migrate(ctx context.Context) error {
 
 func (c *cli) user(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: user needs a subcommand: create or list", errUsage)
+		return fmt.Errorf("%w: user needs a subcommand: create, list, link or unlink", errUsage)
 	}
 	switch args[0] {
 	case "create":
@@ -127,8 +127,49 @@ func (c *cli) user(ctx context.Context, args []string) error {
 			}
 			return tw.Flush()
 		})
+	case "link", "unlink":
+		return c.linkUser(ctx, args[0], args[1:])
 	}
-	return fmt.Errorf("%w: unknown user subcommand %q: use create or list", errUsage, args[0])
+	return fmt.Errorf("%w: unknown user subcommand %q: use create, list, link or unlink", errUsage, args[0])
+}
+
+// linkUser runs `user link --name N --platform P --id ID` (a chat user is
+// that console user: an admin's chat identity may approve tool calls) and
+// `user unlink --platform P --id ID`.
+func (c *cli) linkUser(ctx context.Context, sub string, args []string) error {
+	fs := c.flags("user " + sub)
+	name := fs.String("name", "", "the console user (link only)")
+	platform := fs.String("platform", "", "slack, discord or mattermost")
+	id := fs.String("id", "", "the user's id on the platform (Slack U…, a Discord snowflake, a Mattermost user id)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	switch engine.Platform(*platform) {
+	case engine.PlatformSlack, engine.PlatformDiscord, engine.PlatformMattermost:
+	default:
+		return fmt.Errorf("%w: user %s: --platform %q is unknown: use slack, discord or mattermost", errUsage, sub, *platform)
+	}
+	if strings.TrimSpace(*id) == "" || (sub == "link" && *name == "") {
+		return fmt.Errorf("%w: user %s needs --platform and --id (and --name to link)", errUsage, sub)
+	}
+	return c.withStore(ctx, func(st engine.Store) error {
+		if sub == "unlink" {
+			if err := st.UnlinkIdentity(ctx, engine.Platform(*platform), *id); err != nil {
+				return fmt.Errorf("unlink %s user %s: %w", *platform, *id, err)
+			}
+			fmt.Fprintf(c.stdout, "unlinked %s user %s\n", *platform, *id)
+			return nil
+		}
+		u, err := st.UserByName(ctx, *name)
+		if err != nil {
+			return fmt.Errorf("user %s: %w", *name, err)
+		}
+		if err := st.LinkIdentity(ctx, &engine.Identity{Platform: engine.Platform(*platform), ChatUserID: *id, UserID: u.ID}); err != nil {
+			return fmt.Errorf("link %s user %s: %w", *platform, *id, err)
+		}
+		fmt.Fprintf(c.stdout, "linked %s user %s to %s (%s)\n", *platform, *id, u.Name, u.Role)
+		return nil
+	})
 }
 
 func (c *cli) token(ctx context.Context, args []string) error {

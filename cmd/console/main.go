@@ -23,6 +23,8 @@ Commands:
   migrate                                apply database migrations and exit
   user create --name NAME [--role admin|editor|viewer] [--password-stdin]
   user list
+  user link --name NAME --platform slack|discord|mattermost --id CHAT_USER_ID
+  user unlink --platform slack|discord|mattermost --id CHAT_USER_ID
   token create --user NAME [--name LABEL] create an API token; prints it on the last line
   knowledge ingest --kb NAME PATH...     ingest files or directories (Markdown, text, HTML, PDF, DOCX); creates the KB
   knowledge search --kb NAME [-k N] QUERY

@@ -15,14 +15,22 @@ import (
 
 // assistantJSON holds the JSON columns of an assistant.
 type assistantJSON struct {
-	knowledgeBases, tools, bindings, retrieval []byte
+	knowledgeBases, tools, toolPolicy, bindings, retrieval []byte
 }
 
+// encodeAssistant encodes a's JSON columns. An empty tool policy is stored
+// as {} and read back nil, so it becomes nil in a too.
 func encodeAssistant(a *engine.Assistant) (assistantJSON, error) {
 	var (
 		j   assistantJSON
 		err error
 	)
+	if len(a.ToolPolicy) == 0 {
+		a.ToolPolicy = nil
+		j.toolPolicy = []byte(`{}`)
+	} else if j.toolPolicy, err = json.Marshal(a.ToolPolicy); err != nil {
+		return j, fmt.Errorf("encode tool policy: %w", err)
+	}
 	if j.knowledgeBases, err = json.Marshal(a.KnowledgeBases); err != nil {
 		return j, fmt.Errorf("encode knowledge bases: %w", err)
 	}
@@ -69,10 +77,10 @@ func (db *DB) CreateAssistant(ctx context.Context, a *engine.Assistant) error {
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO assistants (id, name, name_key, description, system_prompt,
-			model, temperature, max_output_tokens, knowledge_bases, tools, bindings, retrieval, is_default,
-			created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+			model, temperature, max_output_tokens, knowledge_bases, tools, tool_policy, bindings, retrieval, is_default,
+			created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 			a.ID, a.Name, nameKey(a.Name), a.Description, a.SystemPrompt, a.Model, a.Temperature, a.MaxOutputTokens,
-			j.knowledgeBases, j.tools, j.bindings, j.retrieval, a.IsDefault, a.CreatedAt, a.UpdatedAt)
+			j.knowledgeBases, j.tools, j.toolPolicy, j.bindings, j.retrieval, a.IsDefault, a.CreatedAt, a.UpdatedAt)
 		return err
 	})
 	switch {
@@ -103,9 +111,9 @@ func (db *DB) UpdateAssistant(ctx context.Context, a *engine.Assistant) error {
 		}
 		return tx.QueryRow(ctx, `UPDATE assistants SET name = $1, name_key = $2, description = $3,
 			system_prompt = $4, model = $5, temperature = $6, max_output_tokens = $7, knowledge_bases = $8, tools = $9,
-			bindings = $10, retrieval = $11, is_default = $12, updated_at = $13 WHERE id = $14 RETURNING created_at`,
+			tool_policy = $10, bindings = $11, retrieval = $12, is_default = $13, updated_at = $14 WHERE id = $15 RETURNING created_at`,
 			a.Name, nameKey(a.Name), a.Description, a.SystemPrompt, a.Model, a.Temperature, a.MaxOutputTokens,
-			j.knowledgeBases, j.tools, j.bindings, j.retrieval, a.IsDefault, at, a.ID,
+			j.knowledgeBases, j.tools, j.toolPolicy, j.bindings, j.retrieval, a.IsDefault, at, a.ID,
 		).Scan(timeCol{&created})
 	})
 	switch {
@@ -131,7 +139,7 @@ func (db *DB) DeleteAssistant(ctx context.Context, id string) error {
 }
 
 const assistantColumns = `id, name, description, system_prompt, model, temperature, max_output_tokens,
-	knowledge_bases, tools, bindings, retrieval, is_default, created_at, updated_at`
+	knowledge_bases, tools, tool_policy, bindings, retrieval, is_default, created_at, updated_at`
 
 func scanAssistant(s scanner) (*engine.Assistant, error) {
 	var (
@@ -139,17 +147,21 @@ func scanAssistant(s scanner) (*engine.Assistant, error) {
 		j assistantJSON
 	)
 	err := s.Scan(&a.ID, &a.Name, &a.Description, &a.SystemPrompt, &a.Model, &a.Temperature, &a.MaxOutputTokens,
-		&j.knowledgeBases, &j.tools, &j.bindings, &j.retrieval, &a.IsDefault, timeCol{&a.CreatedAt}, timeCol{&a.UpdatedAt})
+		&j.knowledgeBases, &j.tools, &j.toolPolicy, &j.bindings, &j.retrieval, &a.IsDefault, timeCol{&a.CreatedAt}, timeCol{&a.UpdatedAt})
 	if err != nil {
 		return nil, err
 	}
 	if err := errors.Join(
 		json.Unmarshal(j.knowledgeBases, &a.KnowledgeBases),
 		json.Unmarshal(j.tools, &a.Tools),
+		json.Unmarshal(j.toolPolicy, &a.ToolPolicy),
 		json.Unmarshal(j.bindings, &a.Bindings),
 		json.Unmarshal(j.retrieval, &a.Retrieval),
 	); err != nil {
 		return nil, fmt.Errorf("decode assistant %s: %w", a.ID, err)
+	}
+	if len(a.ToolPolicy) == 0 {
+		a.ToolPolicy = nil
 	}
 	return &a, nil
 }

@@ -65,6 +65,31 @@ const enqueueSQL = `INSERT INTO inbox_events (id, platform, event_id, thread_key
 		VALUES ($1, $2, $3, $4, $5, $6, 0, '', $7, '', $8, $9)
 		ON CONFLICT (platform, event_id) DO NOTHING`
 
+// enqueueArgs are the arguments of enqueueSQL for a normalised event.
+func enqueueArgs(in *engine.InboxEvent) []any {
+	return []any{in.ID, string(in.Platform), in.EventID, in.ThreadKey, in.Payload, string(in.Status),
+		in.AvailableAt, in.ReceivedAt, in.UpdatedAt}
+}
+
+// enqueueTx stores e as Enqueue does, but in tx, outside the group commit:
+// it normalises e and reports whether it was inserted (false when its
+// (Platform, EventID) is stored already). e is filled in when it was.
+func enqueueTx(ctx context.Context, tx pgx.Tx, e *engine.InboxEvent) (bool, error) {
+	in := *e
+	if err := in.Normalize(now()); err != nil {
+		return false, err
+	}
+	tag, err := tx.Exec(ctx, enqueueSQL, enqueueArgs(&in)...)
+	if err != nil {
+		return false, fmt.Errorf("enqueue event: %w", err)
+	}
+	if tag.RowsAffected() == 1 {
+		*e = in
+		return true, nil
+	}
+	return false, nil
+}
+
 // enqueued is the outcome of one event of a batch.
 type enqueued struct {
 	inserted bool
@@ -81,8 +106,7 @@ func (db *DB) enqueueBatch(ctx context.Context, evs []*engine.InboxEvent) []enqu
 	defer tx.Rollback(ctx)
 	batch := &pgx.Batch{}
 	for _, in := range evs {
-		batch.Queue(enqueueSQL, in.ID, string(in.Platform), in.EventID, in.ThreadKey, in.Payload, string(in.Status),
-			in.AvailableAt, in.ReceivedAt, in.UpdatedAt)
+		batch.Queue(enqueueSQL, enqueueArgs(in)...)
 	}
 	br := tx.SendBatch(ctx, batch)
 	failed := false

@@ -16,14 +16,22 @@ import (
 
 // assistantJSON holds the JSON columns of an assistant.
 type assistantJSON struct {
-	knowledgeBases, tools, bindings, retrieval []byte
+	knowledgeBases, tools, toolPolicy, bindings, retrieval []byte
 }
 
+// encodeAssistant encodes a's JSON columns. An empty tool policy is stored
+// as {} and read back nil, so it becomes nil in a too.
 func encodeAssistant(a *engine.Assistant) (assistantJSON, error) {
 	var (
 		j   assistantJSON
 		err error
 	)
+	if len(a.ToolPolicy) == 0 {
+		a.ToolPolicy = nil
+		j.toolPolicy = []byte(`{}`)
+	} else if j.toolPolicy, err = json.Marshal(a.ToolPolicy); err != nil {
+		return j, fmt.Errorf("encode tool policy: %w", err)
+	}
 	if j.knowledgeBases, err = json.Marshal(a.KnowledgeBases); err != nil {
 		return j, fmt.Errorf("encode knowledge bases: %w", err)
 	}
@@ -65,10 +73,10 @@ func (db *DB) CreateAssistant(ctx context.Context, a *engine.Assistant) error {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO assistants (id, name, name_key, description, system_prompt,
-			model, temperature, max_output_tokens, knowledge_bases, tools, bindings, retrieval, is_default,
-			created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			model, temperature, max_output_tokens, knowledge_bases, tools, tool_policy, bindings, retrieval, is_default,
+			created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			a.ID, a.Name, nameKey(a.Name), a.Description, a.SystemPrompt, a.Model, a.Temperature, a.MaxOutputTokens,
-			string(j.knowledgeBases), string(j.tools), string(j.bindings), string(j.retrieval), a.IsDefault,
+			string(j.knowledgeBases), string(j.tools), string(j.toolPolicy), string(j.bindings), string(j.retrieval), a.IsDefault,
 			encTime(a.CreatedAt), encTime(a.UpdatedAt))
 		return err
 	})
@@ -100,9 +108,9 @@ func (db *DB) UpdateAssistant(ctx context.Context, a *engine.Assistant) error {
 		}
 		return tx.QueryRowContext(ctx, `UPDATE assistants SET name = ?, name_key = ?, description = ?,
 			system_prompt = ?, model = ?, temperature = ?, max_output_tokens = ?, knowledge_bases = ?, tools = ?,
-			bindings = ?, retrieval = ?, is_default = ?, updated_at = ? WHERE id = ? RETURNING created_at`,
+			tool_policy = ?, bindings = ?, retrieval = ?, is_default = ?, updated_at = ? WHERE id = ? RETURNING created_at`,
 			a.Name, nameKey(a.Name), a.Description, a.SystemPrompt, a.Model, a.Temperature, a.MaxOutputTokens,
-			string(j.knowledgeBases), string(j.tools), string(j.bindings), string(j.retrieval), a.IsDefault,
+			string(j.knowledgeBases), string(j.tools), string(j.toolPolicy), string(j.bindings), string(j.retrieval), a.IsDefault,
 			encTime(at), a.ID,
 		).Scan(timeCol{&created})
 	})
@@ -129,7 +137,7 @@ func (db *DB) DeleteAssistant(ctx context.Context, id string) error {
 }
 
 const assistantColumns = `id, name, description, system_prompt, model, temperature, max_output_tokens,
-	knowledge_bases, tools, bindings, retrieval, is_default, created_at, updated_at`
+	knowledge_bases, tools, tool_policy, bindings, retrieval, is_default, created_at, updated_at`
 
 func scanAssistant(s scanner) (*engine.Assistant, error) {
 	var (
@@ -137,17 +145,21 @@ func scanAssistant(s scanner) (*engine.Assistant, error) {
 		j assistantJSON
 	)
 	err := s.Scan(&a.ID, &a.Name, &a.Description, &a.SystemPrompt, &a.Model, &a.Temperature, &a.MaxOutputTokens,
-		&j.knowledgeBases, &j.tools, &j.bindings, &j.retrieval, &a.IsDefault, timeCol{&a.CreatedAt}, timeCol{&a.UpdatedAt})
+		&j.knowledgeBases, &j.tools, &j.toolPolicy, &j.bindings, &j.retrieval, &a.IsDefault, timeCol{&a.CreatedAt}, timeCol{&a.UpdatedAt})
 	if err != nil {
 		return nil, err
 	}
 	if err := errors.Join(
 		json.Unmarshal(j.knowledgeBases, &a.KnowledgeBases),
 		json.Unmarshal(j.tools, &a.Tools),
+		json.Unmarshal(j.toolPolicy, &a.ToolPolicy),
 		json.Unmarshal(j.bindings, &a.Bindings),
 		json.Unmarshal(j.retrieval, &a.Retrieval),
 	); err != nil {
 		return nil, fmt.Errorf("decode assistant %s: %w", a.ID, err)
+	}
+	if len(a.ToolPolicy) == 0 {
+		a.ToolPolicy = nil
 	}
 	return &a, nil
 }

@@ -63,6 +63,34 @@ const enqueueSQL = `INSERT INTO inbox_events (id, platform, event_id, thread_key
 		VALUES (?, ?, ?, ?, ?, ?, 0, '', ?, '', ?, ?)
 		ON CONFLICT (platform, event_id) DO NOTHING`
 
+// enqueueArgs are the arguments of enqueueSQL for a normalised event.
+func enqueueArgs(in *engine.InboxEvent) []any {
+	return []any{in.ID, string(in.Platform), in.EventID, in.ThreadKey, in.Payload, string(in.Status),
+		encTime(in.AvailableAt), encTime(in.ReceivedAt), encTime(in.UpdatedAt)}
+}
+
+// enqueueTx stores e as Enqueue does, but in tx, outside the group commit:
+// it normalises e and reports whether it was inserted (false when its
+// (Platform, EventID) is stored already). e is filled in when it was.
+func enqueueTx(ctx context.Context, tx *sql.Tx, e *engine.InboxEvent) (bool, error) {
+	in := *e
+	if err := in.Normalize(now()); err != nil {
+		return false, err
+	}
+	res, err := tx.ExecContext(ctx, enqueueSQL, enqueueArgs(&in)...)
+	if err != nil {
+		return false, fmt.Errorf("enqueue event: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("enqueue event: %w", err)
+	}
+	if n == 1 {
+		*e = in
+	}
+	return n == 1, nil
+}
+
 // enqueued is the outcome of one event of a batch.
 type enqueued struct {
 	inserted bool
@@ -88,8 +116,7 @@ func (db *DB) enqueueBatch(ctx context.Context, evs []*engine.InboxEvent) []enqu
 	stmt := tx.StmtContext(ctx, db.enqueueStmt)
 	defer stmt.Close()
 	for i, in := range evs {
-		res, err := stmt.ExecContext(ctx, in.ID, string(in.Platform), in.EventID, in.ThreadKey, in.Payload, string(in.Status),
-			encTime(in.AvailableAt), encTime(in.ReceivedAt), encTime(in.UpdatedAt))
+		res, err := stmt.ExecContext(ctx, enqueueArgs(in)...)
 		if err != nil {
 			results[i].err = err
 			continue

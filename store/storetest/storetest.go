@@ -59,6 +59,13 @@ func Run(t *testing.T, open func(tb testing.TB) engine.Store) {
 		{"ToolCallAudit", testToolCallAudit},
 		{"ToolPins", testToolPins},
 		{"ToolServers", testToolServers},
+		{"Approvals", testApprovals},
+		{"DecideApproval", testDecideApproval},
+		{"DecideApprovalConcurrently", testDecideApprovalConcurrently},
+		{"ListApprovals", testListApprovals},
+		{"ListApprovalsDefaultLimit", testListApprovalsDefaultLimit},
+		{"Identities", testIdentities},
+		{"AssistantToolPolicy", testAssistantToolPolicy},
 		{"ConcurrentWorkersKeepThreadOrder", testConcurrentWorkers},
 		{"Outbox", testOutbox},
 	}
@@ -384,6 +391,7 @@ func testAssistants(t *testing.T, s engine.Store) {
 		MaxOutputTokens: 800,
 		KnowledgeBases:  []string{"docs", "faq"},
 		Tools:           []string{"search", "time"},
+		ToolPolicy:      map[string]engine.ToolMode{"search": engine.ToolAsk},
 		Bindings: []engine.Binding{
 			{Platform: engine.PlatformSlack, ChannelID: "C1", Trigger: engine.TriggerMention},
 			{Platform: engine.PlatformMattermost, ChannelID: engine.ChannelAnyDM},

@@ -155,9 +155,10 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, 
 		HistoryTokens:   cfg.Engine.HistoryTokens,
 		StallTimeout:    cfg.Engine.StallTimeout,
 		TurnTimeout:     cfg.Engine.TurnTimeout,
+		ApprovalTTL:     cfg.Tools.ApprovalTTL,
 	}, engine.Deps{
 		Assistants: a.Store, Conversations: a.Store, Traces: a.Store,
-		Model: a.Model, Retriever: a.Knowledge, Tools: a.Tools, ToolAudit: a.Store, Logger: logger,
+		Model: a.Model, Retriever: a.Knowledge, Tools: a.Tools, ToolAudit: a.Store, Approvals: a.Store, Logger: logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)

@@ -90,6 +90,9 @@ func (d Discord) Enabled() bool { return d.BotToken != "" }
 type Mattermost struct {
 	URL   string `mapstructure:"url" yaml:"url"`                   // the server
 	Token string `mapstructure:"token" yaml:"token" secret:"true"` // the bot account's access token
+	// ActionsURL is where the Mattermost server reaches the bot's
+	// /mattermost/actions endpoint (approval buttons); empty: no buttons.
+	ActionsURL string `mapstructure:"actions_url" yaml:"actions_url"`
 }
 
 // Enabled reports whether the Mattermost adapter is configured.
@@ -100,6 +103,9 @@ func (m Mattermost) Enabled() bool { return m.URL != "" }
 type Tools struct {
 	CallTimeout    time.Duration `mapstructure:"call_timeout" yaml:"call_timeout"`
 	MaxOutputBytes int           `mapstructure:"max_output_bytes" yaml:"max_output_bytes"`
+	// ApprovalTTL is how long a tool call under an "ask" policy waits for
+	// a decision.
+	ApprovalTTL time.Duration `mapstructure:"approval_ttl" yaml:"approval_ttl"`
 	// FetchAllowlist are the sites the built-in fetch_url may read; empty:
 	// the tool is off.
 	FetchAllowlist []string    `mapstructure:"fetch_allowlist" yaml:"fetch_allowlist"`
@@ -201,7 +207,7 @@ func Default() Config {
 		Weaviate: Weaviate{Collection: "ConvoSphereChunk"},
 		Slack:    Slack{Mode: "http", APIURL: "https://slack.com/api/"},
 		Discord:  Discord{Mode: "http", APIURL: "https://discord.com/api/v10"},
-		Tools:    Tools{CallTimeout: 30 * time.Second, MaxOutputBytes: 16 << 10},
+		Tools:    Tools{CallTimeout: 30 * time.Second, MaxOutputBytes: 16 << 10, ApprovalTTL: 24 * time.Hour},
 		Knowledge: Knowledge{ChunkSize: 1200, ChunkOverlap: 150, MaxFileBytes: 20 << 20, MaxPages: 500,
 			ExtractTimeout: time.Minute},
 		Engine: Engine{MaxMessageBytes: 16 << 10, HistoryTokens: 4000, StallTimeout: 45 * time.Second, TurnTimeout: 3 * time.Minute},
@@ -367,7 +373,13 @@ func (c *Config) Validate() error {
 	if c.Tools.MaxOutputBytes < 1 {
 		return &Error{"tools.max_output_bytes", "must be positive", "use a size in bytes such as 16384"}
 	}
+	if c.Tools.ApprovalTTL < time.Minute {
+		return &Error{"tools.approval_ttl", "must be at least a minute", "use a duration such as 24h"}
+	}
 	if err := checkURL("mattermost.url", c.Mattermost.URL, "https", "http"); err != nil {
+		return err
+	}
+	if err := checkURL("mattermost.actions_url", c.Mattermost.ActionsURL, "https", "http"); err != nil {
 		return err
 	}
 	if c.Mattermost.Enabled() != (c.Mattermost.Token != "") {
