@@ -89,8 +89,12 @@ func PrettyArguments(arguments string, max int) string {
 	var v any
 	out := arguments
 	if json.Unmarshal([]byte(arguments), &v) == nil {
-		if b, err := json.MarshalIndent(v, "", "  "); err == nil {
-			out = string(b)
+		var b strings.Builder
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false) // show <, > and & as written
+		enc.SetIndent("", "  ")
+		if enc.Encode(v) == nil {
+			out = strings.TrimSuffix(b.String(), "\n")
 		}
 	}
 	if max > 0 && len(out) > max {

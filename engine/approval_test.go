@@ -301,6 +301,7 @@ func TestPrettyArguments(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{`{"city":"Oslo"}`, "{\n  \"city\": \"Oslo\"\n}"},
 		{`not json`, "not json"},
+		{`{"q":"a<b && c>d"}`, "{\n  \"q\": \"a<b && c>d\"\n}"},
 		{`{"s":"ééééé"}`, "{\n  \"s\": \"éé…"},
 	}
 	for _, tt := range tests {

@@ -4,7 +4,9 @@
 // (POST /discord/interactions), which verifies it (Ed25519), stores it in
 // the durable inbox (unique on the interaction id) and answers with a
 // deferred response at once; a worker then edits the streamed answer into
-// the original response and posts the rest as follow-ups.
+// the original response and posts the rest as follow-ups. A turn waiting
+// for a tool approval shows Approve and Reject buttons (approval.go);
+// the resumed answer is a new channel message.
 //
 // REST calls go through discordgo, which waits out a route's 429
 // (retry_after) and retries; the adapter's transport adds the global rate
@@ -125,6 +127,7 @@ type Store interface {
 	engine.FeedbackStore
 	engine.PreferenceStore
 	engine.StatusStore
+	engine.ApprovalStores // deciding tool approvals from the buttons
 	ListAssistants(ctx context.Context) ([]*engine.Assistant, error)
 }
 

@@ -33,6 +33,9 @@ type fakeDiscord struct {
 	next     int
 	limitFor map[string]int // path prefix → 429s to answer first
 	global   map[string]int // path prefix → global 429s to answer first
+	// refuseReplies answers messages with a message_reference 403 (the bot
+	// lacks Read Message History).
+	refuseReplies bool
 }
 
 type fakeCall struct {
@@ -76,8 +79,13 @@ func (f *fakeDiscord) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	f.calls = append(f.calls, fakeCall{Method: r.Method, Path: path, Body: body, At: time.Now()})
 	w.Header().Set("Content-Type", "application/json")
+	if _, reply := body["message_reference"]; reply && f.refuseReplies {
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprint(w, `{"message":"Missing Permissions","code":50013}`)
+		return
+	}
+	f.calls = append(f.calls, fakeCall{Method: r.Method, Path: path, Body: body, At: time.Now()})
 	switch {
 	case r.Method == http.MethodPut && strings.Contains(path, "/commands"):
 		var cmds []map[string]any

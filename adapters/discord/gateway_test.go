@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -32,6 +33,7 @@ type fakeGateway struct {
 	current   *websocket.Conn
 	identify  []map[string]any
 	rest      []string
+	bodies    []string // of the REST calls, in order
 }
 
 func newFakeGateway(t *testing.T) *fakeGateway {
@@ -75,8 +77,10 @@ func newFakeGateway(t *testing.T) *fakeGateway {
 		}
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
 		g.mu.Lock()
 		g.rest = append(g.rest, r.Method+" "+r.URL.Path)
+		g.bodies = append(g.bodies, string(body))
 		g.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"id":"reply-1","channel_id":"C1"}`)
@@ -272,4 +276,47 @@ func TestGatewayInteraction(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Errorf("no deferred response through the callback: %v", g.rest)
+}
+
+// TestGatewayApprovalClick: an approval button clicked over the gateway is
+// decided and answered through the REST callback with the prompt updated.
+func TestGatewayApprovalClick(t *testing.T) {
+	g := newFakeGateway(t)
+	_, db := gatewayAdapter(t, g)
+	ctx := context.Background()
+	ap := &engine.ToolApproval{AssistantID: "A1", AssistantName: "ops", ConversationID: "CV1", TraceID: "T1", EventID: "M0",
+		Thread: engine.Thread{Channel: engine.Channel{Platform: engine.PlatformDiscord, ID: "C1"}, ID: "u:U1"},
+		User:   engine.ChatUser{ID: "U1", Name: "Mason"}, Calls: []engine.ToolCall{{ID: "c1", Name: "create_ticket", Arguments: `{}`}},
+		State: []byte(`{}`), Status: engine.ApprovalPending, CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
+	if err := db.CreateApproval(ctx, ap); err != nil {
+		t.Fatal(err)
+	}
+	var in map[string]any
+	_ = json.Unmarshal(buttonBody("B1", "convosphere:approve:"+ap.ID, "U1", "prompt\n⏳ _Waiting…_"), &in)
+	g.dispatch(t, "INTERACTION_CREATE", 2, in)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		g.mu.Lock()
+		var body string
+		for i, call := range g.rest {
+			if call == "POST /api/v10/interactions/B1/TOKEN-B1/callback" {
+				body = g.bodies[i]
+			}
+		}
+		g.mu.Unlock()
+		if body != "" {
+			if !strings.Contains(body, `"type":7`) || !strings.Contains(body, "Approved by") || !strings.Contains(body, `"components":[]`) {
+				t.Errorf("callback %s, want the prompt updated", body)
+			}
+			if got, err := db.ApprovalByID(ctx, ap.ID); err != nil || got.Status != engine.ApprovalApproved {
+				t.Errorf("approval %+v, %v", got, err)
+			}
+			if evs := waitInbox(t, db, 1); len(evs) != 1 || evs[0].EventID != engine.ApprovalEventID(ap.ID) {
+				t.Errorf("inbox %+v, want the resume event", evs)
+			}
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Errorf("no response through the callback: %v", g.rest)
 }

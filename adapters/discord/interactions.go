@@ -330,9 +330,13 @@ func (a *Adapter) autocomplete(ctx context.Context, in *discordgo.Interaction) *
 		Data: &discordgo.InteractionResponseData{Choices: choices}}
 }
 
-// component records a feedback button against the answer's trace.
+// component handles a button: approve or reject a tool approval, or
+// record feedback against the answer's trace.
 func (a *Adapter) component(ctx context.Context, in *discordgo.Interaction) *discordgo.InteractionResponse {
 	id := in.MessageComponentData().CustomID
+	if approval, approve, ok := parseApproval(id); ok {
+		return a.decide(ctx, in, approval, approve)
+	}
 	rest, ok := strings.CutPrefix(id, feedbackPrefix)
 	if !ok {
 		return ephemeral("This button is not supported.")

@@ -36,6 +36,12 @@ func (a *Adapter) Replier(ctx context.Context, ev *engine.InboxEvent, msg engine
 	if err := json.Unmarshal(ev.Payload, &p); err != nil {
 		return nil, engine.WrapError(engine.EINVALID, err, "discord interaction %s: decode payload", ev.EventID)
 	}
+	if msg.Resume != nil {
+		// A turn resumed after an approval answers in a new channel message
+		// (a reply to the prompt when it can be found): the interaction
+		// token of the question may have expired long ago.
+		p.Discord = meta{ReplyTo: a.promptMessage(ctx, msg.Resume.ApprovalID), ReceivedAt: msg.ReceivedAt}
+	}
 	r := &replier{a: a, ev: ev, meta: p.Discord, channel: msg.Thread.Channel.ID,
 		hook: &discordgo.Interaction{AppID: p.Discord.ApplicationID, Token: p.Discord.Token}}
 	out, err := a.store.Outbound(ctx, engine.PlatformDiscord, ev.EventID)
@@ -87,8 +93,13 @@ func (r *replier) Update(ctx context.Context, u engine.Update) error {
 	return r.show(ctx, u.Text, nil, nil)
 }
 
-// Finish shows the final answer, or the notice why there is none.
+// Finish shows the final answer, or the notice why there is none. A turn
+// that waits for an approval shows the text so far and the approval
+// prompt, with Approve and Reject buttons.
 func (r *replier) Finish(ctx context.Context, ans engine.Answer) error {
+	if ans.Approval != nil {
+		return r.show(ctx, approvalContent(ans), nil, approvalButtons(ans.Approval))
+	}
 	text := ans.Display()
 	return r.show(ctx, text, citationsEmbed(ans), feedbackButtons(ans))
 }
@@ -165,9 +176,17 @@ func (r *replier) post(ctx context.Context, part int, text string, embeds []*dis
 	if !r.tokenUsable() {
 		send := &discordgo.MessageSend{Content: text, Embeds: embeds, Components: comps, AllowedMentions: noMentions}
 		if part == 0 && r.meta.ReplyTo != "" {
-			send.Reference = &discordgo.MessageReference{MessageID: r.meta.ReplyTo, ChannelID: r.channel}
+			// A deleted message is no reason to lose the answer.
+			send.Reference = &discordgo.MessageReference{MessageID: r.meta.ReplyTo, ChannelID: r.channel, FailIfNotExists: new(false)}
 		}
 		m, err := r.a.api.ChannelMessageSendComplex(r.channel, send, opt)
+		if err != nil && send.Reference != nil && engine.ErrorCode(restError("", err)) == engine.EFORBIDDEN {
+			// A reply needs Read Message History too: without it, the
+			// answer goes out as a plain message rather than not at all.
+			r.a.log.WarnContext(ctx, "discord reply refused; posting without the reference", "event_id", r.ev.EventID, "error", err)
+			send.Reference = nil
+			m, err = r.a.api.ChannelMessageSendComplex(r.channel, send, opt)
+		}
 		if err != nil {
 			return "", restError("create channel message", err)
 		}
@@ -284,4 +303,25 @@ func restError(op string, err error) error {
 		}
 	}
 	return engine.WrapError(engine.EUNAVAILABLE, err, "discord %s: %v", op, err)
+}
+
+// promptMessage finds the message that carried an approval's buttons (the
+// last part its turn posted), for the resumed answer to reply to; "" when
+// it cannot be found.
+func (a *Adapter) promptMessage(ctx context.Context, approvalID string) string {
+	ap, err := a.store.ApprovalByID(ctx, approvalID)
+	if err != nil || ap.EventID == "" {
+		return ""
+	}
+	out, err := a.store.Outbound(ctx, engine.PlatformDiscord, ap.EventID)
+	if err != nil {
+		return ""
+	}
+	id, last := "", -1
+	for _, o := range out {
+		if o.Part > last && len(o.MessageID) > 2 && o.ChannelID == ap.Thread.Channel.ID {
+			id, last = o.MessageID[2:], o.Part
+		}
+	}
+	return id
 }
