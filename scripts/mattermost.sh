@@ -15,7 +15,9 @@
 #   CONVOSPHERE_SERVICES_DIR      state directory (default .cache/services of the checkout)
 #   CONVOSPHERE_MATTERMOST_PORT   HTTP port (default: a free one from 28065 up)
 # The first user created (POST /api/v4/users) becomes the system admin; bot accounts and
-# personal access tokens are enabled. The data outlives stop and start (not reset). Every
+# personal access tokens are enabled. The server may call integrations on 127.0.0.0/8
+# (AllowedUntrustedInternalConnections), so the approval-button tests serve the bot's
+# /mattermost/actions on loopback. The data outlives stop and start (not reset). Every
 # command is idempotent: start on a running server prints its address again, stop on a
 # stopped one does nothing.
 set -euo pipefail

@@ -87,8 +87,26 @@ func newFakeServer(t *testing.T) *fakeServer {
 		f.mu.Lock()
 		msg, _ := p["message"].(string)
 		f.patches = append(f.patches, map[string]string{"id": r.PathValue("id"), "message": msg})
+		if post := f.find(r.PathValue("id")); post != nil {
+			// The patch's props replace the post's, as Mattermost does.
+			post["message"] = msg
+			if props, ok := p["props"]; ok {
+				post["props"] = props
+			}
+		}
 		f.mu.Unlock()
 		_ = json.NewEncoder(w).Encode(map[string]any{"id": r.PathValue("id"), "message": msg})
+	})
+	mux.HandleFunc("GET /api/v4/posts/{id}", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		post := f.find(r.PathValue("id"))
+		if post == nil {
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `{"id":"app.post.get.app_error","message":"Unable to get the post.","status_code":404}`)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(post)
 	})
 	mux.HandleFunc("GET /api/v4/users/{user}/teams", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprint(w, `[{"id":"T1","name":"team"}]`)
@@ -190,6 +208,16 @@ func (f *fakeServer) post(t *testing.T, id, channel, channelType, user, message,
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// find returns a post the bot created, as it stands now; f.mu is held.
+func (f *fakeServer) find(id string) map[string]any {
+	for _, p := range f.posts {
+		if p["id"] == id {
+			return p
+		}
+	}
+	return nil
 }
 
 // drop cuts the websocket connection.

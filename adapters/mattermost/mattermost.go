@@ -12,6 +12,12 @@
 // missed events), the adapter reads the posts since the last one it saw
 // over REST. Every post is stored in the durable inbox keyed by its id, so
 // one delivered twice is answered once.
+//
+// A turn waiting for a tool approval shows its calls with Approve and
+// Reject buttons (interactive message attachments); Mattermost posts the
+// clicks to Handler (the bot serves it at POST /mattermost/actions, which
+// Config.ActionsURL names), and the decision resumes the turn in a new
+// post in the thread.
 package mattermost
 
 import (
@@ -37,6 +43,11 @@ const DefaultMaxPostRunes = 16383
 type Config struct {
 	URL   string // the server, e.g. https://chat.example.com
 	Token string // the bot account's personal access token
+	// ActionsURL is where the Mattermost server reaches the bot's
+	// POST /mattermost/actions endpoint (Handler), for the approve and
+	// reject buttons of tool approvals; empty: prompts have no buttons
+	// and say to decide in the console.
+	ActionsURL string
 
 	MaxPostRunes   int           // default DefaultMaxPostRunes
 	UpdateInterval time.Duration // at most one edit of a streaming answer per interval; default 1s
@@ -47,6 +58,7 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	c.URL = strings.TrimRight(c.URL, "/")
+	c.ActionsURL = strings.TrimSpace(c.ActionsURL)
 	if c.MaxPostRunes == 0 {
 		c.MaxPostRunes = DefaultMaxPostRunes
 	}
@@ -61,6 +73,7 @@ func (c *Config) setDefaults() {
 // Validate reports the first missing or invalid setting, naming its key.
 func (c Config) Validate() error {
 	u, err := url.Parse(c.URL)
+	au, aerr := url.Parse(c.ActionsURL)
 	switch {
 	case c.URL == "":
 		return engine.Errorf(engine.EINVALID, "mattermost.url is empty: set the server's address, e.g. https://chat.example.com")
@@ -68,6 +81,8 @@ func (c Config) Validate() error {
 		return engine.Errorf(engine.EINVALID, "mattermost.url %q is not an http(s) URL: use the address you open Mattermost at, e.g. https://chat.example.com", c.URL)
 	case c.Token == "":
 		return engine.Errorf(engine.EINVALID, "mattermost.token is empty: create a bot account and copy its access token (System Console → Integrations → Bot Accounts)")
+	case c.ActionsURL != "" && (aerr != nil || (au.Scheme != "http" && au.Scheme != "https") || au.Host == ""):
+		return engine.Errorf(engine.EINVALID, "mattermost.actions_url %q is not an http(s) URL: use the address at which the Mattermost server reaches the bot's /mattermost/actions, e.g. https://bot.example.com/mattermost/actions", c.ActionsURL)
 	case c.MaxPostRunes < 100:
 		return engine.Errorf(engine.EINVALID, "mattermost max post size %d is too small", c.MaxPostRunes)
 	}
@@ -76,6 +91,7 @@ func (c Config) Validate() error {
 
 // Store is what the adapter keeps and reads; engine.Store implements it.
 type Store interface {
+	engine.ApprovalStores
 	engine.Inbox
 	engine.Outbox
 	engine.StatusStore
@@ -90,6 +106,7 @@ type Adapter struct {
 	api    *model.Client4
 	log    *slog.Logger
 	now    func() time.Time
+	secret []byte // signs the approval buttons (actionSecret)
 	bot    *model.User
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
@@ -113,7 +130,8 @@ func New(cfg Config, store Store, logger *slog.Logger) (*Adapter, error) {
 	api := model.NewAPIv4Client(cfg.URL)
 	api.SetToken(cfg.Token)
 	api.HTTPClient = &http.Client{Timeout: 30 * time.Second}
-	return &Adapter{cfg: cfg, store: store, api: api, log: logger.With("component", "mattermost"), now: time.Now}, nil
+	return &Adapter{cfg: cfg, store: store, api: api, log: logger.With("component", "mattermost"), now: time.Now,
+		secret: actionSecret(cfg.Token)}, nil
 }
 
 // Start checks the token (who the bot is) and opens the websocket in the

@@ -2,6 +2,7 @@ package mattermost
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -70,6 +71,7 @@ type replier struct {
 
 	posted    []string
 	shown     []string
+	props     []string // per part: the JSON of its attachments, "" for none
 	lastFlush time.Time
 }
 
@@ -77,9 +79,14 @@ func (r *replier) set(part int, id string) {
 	for len(r.posted) <= part {
 		r.posted = append(r.posted, "")
 		r.shown = append(r.shown, "")
+		r.props = append(r.props, propsUnknown)
 	}
 	r.posted[part] = id
 }
+
+// propsUnknown marks a part posted by an earlier attempt, whose
+// attachments are not known: its first edit sets its props.
+const propsUnknown = "?"
 
 // Update shows the answer so far, at most once per UpdateInterval.
 func (r *replier) Update(ctx context.Context, u engine.Update) error {
@@ -87,12 +94,17 @@ func (r *replier) Update(ctx context.Context, u engine.Update) error {
 		return nil
 	}
 	r.lastFlush = r.a.now()
-	return r.show(ctx, u.Text)
+	return r.show(ctx, u.Text, nil)
 }
 
 // Finish shows the final answer with its sources; a partial answer stays,
-// marked with the reason it stopped.
+// marked with the reason it stopped. An answer waiting for a tool approval
+// shows the text so far and the approval prompt (an interactive message
+// with Approve and Reject buttons) on its last post.
 func (r *replier) Finish(ctx context.Context, ans engine.Answer) error {
+	if ans.Outcome == engine.OutcomeAwaiting && ans.Approval != nil {
+		return r.show(ctx, strings.TrimSpace(ans.Text), r.a.approvalAttachment(ans.Approval, ans.Notice))
+	}
 	text := ans.Display()
 	if len(ans.Citations) > 0 {
 		var sb strings.Builder
@@ -113,60 +125,96 @@ func (r *replier) Finish(ctx context.Context, ans engine.Answer) error {
 		}
 		text += strings.TrimRight(sb.String(), "\n")
 	}
-	return r.show(ctx, text)
+	return r.show(ctx, text, nil)
 }
 
-// show makes the thread read text: split, each part edited where it was
-// posted before, else posted.
-func (r *replier) show(ctx context.Context, text string) error {
+// show makes the thread read text, with att (when not nil) on the last
+// part: split, each part edited where it was posted before, else posted.
+func (r *replier) show(ctx context.Context, text string, att *model.SlackAttachment) error {
 	parts := textsplit.Split(text, r.a.cfg.MaxPostRunes)
 	if len(parts) == 0 {
 		parts = []string{"…"}
+		if att != nil {
+			parts = []string{""} // the prompt says it all
+		}
+	}
+	attKey := ""
+	if att != nil {
+		b, err := json.Marshal(att)
+		if err != nil {
+			return engine.WrapError(engine.EINTERNAL, err, "mattermost: encode approval prompt")
+		}
+		attKey = string(b)
 	}
 	for i, part := range parts {
+		var atts []*model.SlackAttachment
+		key := ""
+		if i == len(parts)-1 && att != nil {
+			atts, key = []*model.SlackAttachment{att}, attKey
+		}
 		if i < len(r.posted) && r.posted[i] != "" {
-			if r.shown[i] == part {
+			if r.shown[i] == part && r.props[i] == key {
 				continue
 			}
-			if err := r.edit(ctx, r.posted[i], part); err != nil {
+			if err := r.edit(ctx, i, part, atts, r.props[i] != key); err != nil {
 				return err
 			}
-			r.shown[i] = part
+			r.shown[i], r.props[i] = part, key
 			continue
 		}
 		post := &model.Post{ChannelId: r.channel, RootId: r.root, Message: part}
-		post.AddProp(propEvent, r.ev.EventID)
-		post.AddProp(propPart, i)
+		post.SetProps(r.postProps(i, atts))
 		p, resp, err := r.a.api.CreatePost(ctx, post)
 		if err != nil {
 			return apiError("create post", resp, err)
 		}
 		r.set(i, p.Id)
-		r.shown[i] = part
+		r.shown[i], r.props[i] = part, key
 		if err := r.a.store.RecordOutbound(ctx, &engine.OutboundMessage{Platform: engine.PlatformMattermost,
 			EventID: r.ev.EventID, Part: i, ChannelID: r.channel, MessageID: p.Id}); err != nil {
 			return engine.WrapError(engine.EUNAVAILABLE, err, "mattermost: record posted message")
 		}
 	}
 	for i := len(parts); i < len(r.posted); i++ {
-		if r.posted[i] != "" && r.shown[i] != "…" {
-			if err := r.edit(ctx, r.posted[i], "…"); err != nil {
+		if r.posted[i] != "" && (r.shown[i] != "…" || r.props[i] != "") {
+			if err := r.edit(ctx, i, "…", nil, r.props[i] != ""); err != nil {
 				return err
 			}
-			r.shown[i] = "…"
+			r.shown[i], r.props[i] = "…", ""
 		}
 	}
 	return nil
 }
 
-func (r *replier) edit(ctx context.Context, id, text string) error {
-	_, resp, err := r.a.api.PatchPost(ctx, id, &model.PostPatch{Message: &text})
+// postProps are the props of part i: the event it answers, and the
+// attachments (an approval prompt) when there are any.
+func (r *replier) postProps(part int, atts []*model.SlackAttachment) model.StringInterface {
+	props := model.StringInterface{propEvent: r.ev.EventID, propPart: part}
+	if len(atts) > 0 {
+		props["attachments"] = atts
+	}
+	return props
+}
+
+// edit replaces part i's text and, when withProps, its props (which
+// Mattermost replaces as a whole).
+func (r *replier) edit(ctx context.Context, part int, text string, atts []*model.SlackAttachment, withProps bool) error {
+	patch := &model.PostPatch{Message: &text}
+	if withProps {
+		props := r.postProps(part, atts)
+		patch.Props = &props
+	}
+	_, resp, err := r.a.api.PatchPost(ctx, r.posted[part], patch)
 	return apiError("edit post", resp, err)
 }
 
 // PrepareMessage implements engine.MessagePreparer: the user's name, so the
-// console shows who asked.
+// console shows who asked. A resumed turn (after a tool approval) keeps
+// the name it was asked with.
 func (a *Adapter) PrepareMessage(ctx context.Context, _ *engine.InboxEvent, msg *engine.Message) error {
+	if msg.Resume != nil {
+		return nil // the approval's asker, named when they asked
+	}
 	u, resp, err := a.api.GetUser(ctx, msg.User.ID, "")
 	if err != nil {
 		return apiError("read user", resp, err)

@@ -49,8 +49,10 @@ func (a *Adapter) serveInteractions(w http.ResponseWriter, r *http.Request) {
 }
 
 // interaction handles an interactivity payload (HTTP or Socket Mode):
-// feedback buttons are recorded against the answer's trace. It returns an
-// error only when recording failed.
+// feedback buttons are recorded against the answer's trace, and Approve
+// and Reject buttons decide a tool approval (before the interaction is
+// acknowledged; a refusal is told to the clicker alone). It returns an
+// error only when recording feedback failed.
 func (a *Adapter) interaction(ctx context.Context, raw []byte) error {
 	var cb slack.InteractionCallback
 	if err := json.Unmarshal(raw, &cb); err != nil {
@@ -63,6 +65,9 @@ func (a *Adapter) interaction(ctx context.Context, raw []byte) error {
 	for _, act := range cb.ActionCallback.BlockActions {
 		var rating engine.Rating
 		switch act.ActionID {
+		case actionApprove, actionReject:
+			a.decide(ctx, &cb, act.Value, act.ActionID == actionApprove)
+			continue
 		case actionFeedbackUp:
 			rating = engine.RatingUp
 		case actionFeedbackDown:

@@ -30,8 +30,13 @@ type cachedUser struct {
 // PrepareMessage implements engine.MessagePreparer: the user's name (and
 // e-mail where the users:read.email scope allows), so the console shows
 // who asked, and, when the bot was called into a thread it is not part
-// of, the thread's earlier messages as context.
+// of, the thread's earlier messages as context. A resumed turn (after a
+// tool approval) needs neither: its user and context were prepared when it
+// was asked.
 func (a *Adapter) PrepareMessage(ctx context.Context, ev *engine.InboxEvent, msg *engine.Message) error {
+	if msg.Resume != nil {
+		return nil
+	}
 	if u, err := a.userInfo(ctx, msg.User.ID); err == nil {
 		msg.User = u
 	} else {

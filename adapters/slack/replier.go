@@ -37,6 +37,12 @@ func (a *Adapter) Replier(ctx context.Context, ev *engine.InboxEvent, msg engine
 		a: a, ev: ev, meta: p.Slack,
 		channel: msg.Thread.Channel.ID, thread: msg.Thread.ID, user: msg.User.ID,
 	}
+	if msg.Resume != nil {
+		// A turn resumed after a tool approval: the event is ours, not
+		// Slack's, so there is no question to react to (msg.ID is no ts);
+		// the answer goes on as a new message in the thread.
+		r.meta = meta{Team: a.team()}
+	}
 	out, err := a.store.Outbound(ctx, engine.PlatformSlack, ev.EventID)
 	if err != nil {
 		return nil, engine.WrapError(engine.EUNAVAILABLE, err, "slack event %s: read outbox", ev.EventID)
@@ -152,13 +158,18 @@ func (r *replier) Update(ctx context.Context, u engine.Update) error {
 		}
 		// Streaming is not available here: show it the other way.
 	}
-	return r.show(ctx, r.pending, nil)
+	return r.show(ctx, r.pending, nil, "")
 }
 
 // Finish shows the final answer (or the notice why there is none) with its
-// citations and feedback buttons, and clears the working status.
+// citations and feedback buttons, and clears the working status. A turn
+// waiting for a tool approval shows its text so far and the approval
+// prompt below it.
 func (r *replier) Finish(ctx context.Context, ans engine.Answer) error {
 	defer r.clearStatus(ctx)
+	if ans.Outcome == engine.OutcomeAwaiting && ans.Approval != nil {
+		return r.finishAwaiting(ctx, ans)
+	}
 	text := ans.Display()
 	blocks := r.a.footerBlocks(ans)
 	if r.streaming {
@@ -167,7 +178,23 @@ func (r *replier) Finish(ctx context.Context, ans engine.Answer) error {
 			return err
 		}
 	}
-	return r.show(ctx, text, blocks)
+	return r.show(ctx, text, blocks, "")
+}
+
+// finishAwaiting shows the text so far with the approval prompt (its
+// calls, the notice and the Approve and Reject buttons) below it. A
+// stream is ended first and the message edited, so that the prompt is
+// made of the blocks a click later edits (the buttons replaced by who
+// decided).
+func (r *replier) finishAwaiting(ctx context.Context, ans engine.Answer) error {
+	if r.streaming {
+		r.noStream = true
+		if err := r.endStream(ctx); err != nil {
+			return err
+		}
+	}
+	footer := append(r.a.footerBlocks(ans), approvalBlocks(ans.Approval, ans.Notice)...)
+	return r.show(ctx, strings.TrimSpace(ans.Text), footer, approvalFallback(ans))
 }
 
 func (r *replier) canStream() bool {
@@ -293,16 +320,26 @@ func (r *replier) endStream(ctx context.Context) error {
 
 // show makes the thread show text: converted to mrkdwn, split into parts
 // of at most PartLimit characters, each part posted or, when an earlier
-// flush or attempt posted it, edited. blocks (citations, feedback) go
-// below the last part.
-func (r *replier) show(ctx context.Context, text string, footer []slack.Block) error {
+// flush or attempt posted it, edited. blocks (citations, feedback, an
+// approval prompt) go below the last part. When text is empty and there
+// are blocks, the message is the blocks alone, with fallback (mrkdwn) as
+// its notification text.
+func (r *replier) show(ctx context.Context, text string, footer []slack.Block, fallback string) error {
 	parts := textsplit.Split(mrkdwn.Convert(text), r.a.cfg.PartLimit)
+	bare := false
 	if len(parts) == 0 {
 		parts = []string{"…"}
+		if len(footer) > 0 && fallback != "" {
+			parts, bare = []string{fallback}, true
+		}
 	}
 	for i, part := range parts {
 		var blocks []slack.Block
-		if i == len(parts)-1 && len(footer) > 0 {
+		switch {
+		case i < len(parts)-1 || len(footer) == 0:
+		case bare:
+			blocks = footer
+		default:
 			blocks = append([]slack.Block{slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, part, false, false), nil, nil)}, footer...)
 		}
 		if i < len(r.posted) && r.posted[i] != "" {

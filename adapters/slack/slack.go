@@ -118,6 +118,7 @@ type Store interface {
 	engine.Outbox
 	engine.FeedbackStore
 	engine.StatusStore
+	engine.ApprovalStores // decisions on tool approvals, and who may decide
 	ListAssistants(ctx context.Context) ([]*engine.Assistant, error)
 	ConversationByThread(ctx context.Context, platform engine.Platform, channelID, threadID string) (*engine.Conversation, error)
 }
@@ -135,6 +136,7 @@ type Adapter struct {
 
 	mu        sync.Mutex
 	botUserID string // learned from auth.test, or from events' authorizations
+	teamID    string // the workspace, from auth.test: for answers without an event (resumed turns)
 	users     map[string]cachedUser
 	policy    cachedPolicy
 
@@ -188,6 +190,9 @@ func (a *Adapter) Start(ctx context.Context) error {
 	switch {
 	case err == nil:
 		a.setBotUser(resp.UserID)
+		a.mu.Lock()
+		a.teamID = resp.TeamID
+		a.mu.Unlock()
 		a.log.InfoContext(ctx, "slack connected", "team", resp.Team, "bot_user_id", resp.UserID, "mode", a.cfg.Mode)
 		if a.cfg.Mode == ModeHTTP {
 			a.report(ctx, engine.StatusConnected, "token checked; events arrive over HTTP")
@@ -232,6 +237,12 @@ func (a *Adapter) setBotUser(id string) {
 	a.mu.Lock()
 	a.botUserID = id
 	a.mu.Unlock()
+}
+
+func (a *Adapter) team() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.teamID
 }
 
 func (a *Adapter) botUser() string {

@@ -127,13 +127,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.Discord.Start(ctx)
 	}
 	if cfg.Mattermost.Enabled() {
-		if m.Mattermost, err = mattermostadapter.New(mattermostadapter.Config{URL: cfg.Mattermost.URL, Token: cfg.Mattermost.Token}, m.App.Store, m.Logger); err != nil {
+		if m.Mattermost, err = mattermostadapter.New(mattermostadapter.Config{URL: cfg.Mattermost.URL, Token: cfg.Mattermost.Token, ActionsURL: cfg.Mattermost.ActionsURL}, m.App.Store, m.Logger); err != nil {
 			return err
 		}
 		if err := m.Mattermost.Start(ctx); err != nil {
 			return err
 		}
 		repliers[engine.PlatformMattermost] = m.Mattermost
+		mux.Handle("POST /mattermost/actions", m.Mattermost.Handler())
 	}
 	// A claim outlives the longest turn, so no other worker takes an event
 	// that is still being answered.
