@@ -496,10 +496,6 @@ func (e *Engine) toolLoop(ctx context.Context, t *turn, req ChatRequest, st *loo
 		if err != nil || len(calls) == 0 {
 			return answer.String(), st.Notice, nil, err
 		}
-		if len(req.Tools) == 0 || e.deps.Tools == nil {
-			e.log.WarnContext(ctx, "model asked for tools that were not offered", "trace_id", t.trace.ID, "tool", calls[0].Name)
-			return answer.String(), st.Notice, nil, nil
-		}
 		if st.Step >= e.cfg.MaxToolSteps {
 			return answer.String(), fmt.Sprintf("The assistant stopped after %d rounds of tool calls; the answer may be incomplete.", st.Step), nil, nil
 		}
@@ -701,7 +697,11 @@ func (e *Engine) run(ctx context.Context, t *turn, calls []ToolCall, offered map
 			e.audit(ctx, t, c, results[i], 0)
 			continue
 		case !offered[c.Name]:
-			results[i] = ToolResult{Content: fmt.Sprintf("There is no tool named %q here; use one of the tools offered.", c.Name), IsError: true, Outcome: ToolDenied}
+			hint := "use one of the tools offered"
+			if len(offered) == 0 {
+				hint = "no tools are available now, so answer without them"
+			}
+			results[i] = ToolResult{Content: fmt.Sprintf("There is no tool named %q here; %s.", c.Name, hint), IsError: true, Outcome: ToolDenied}
 			e.audit(ctx, t, c, results[i], 0)
 			continue
 		case mode == ToolAsk && !approved:
