@@ -18,8 +18,34 @@ import (
 	"github.com/convosphere/convosphere/console/web"
 	"github.com/convosphere/convosphere/engine"
 	"github.com/convosphere/convosphere/knowledge"
+	"github.com/convosphere/convosphere/tools"
 	mcpserver "github.com/convosphere/convosphere/tools/mcp"
 )
+
+// toolInventory serves the console's tools page and API from the
+// registry: tools as the servers describe them, enabled (pinned) or not.
+type toolInventory struct {
+	reg   *tools.Registry
+	store engine.ToolPinStore
+}
+
+func (t toolInventory) Inventory(ctx context.Context) ([]web.ToolInfo, error) {
+	list, err := t.reg.Inventory(ctx)
+	out := make([]web.ToolInfo, 0, len(list))
+	for _, s := range list {
+		out = append(out, web.ToolInfo(s))
+	}
+	return out, err
+}
+
+func (t toolInventory) Enable(ctx context.Context, name, by string) error {
+	_, err := t.reg.Enable(ctx, name, by)
+	return err
+}
+
+func (t toolInventory) Disable(ctx context.Context, name string) error {
+	return t.store.DeleteToolPin(ctx, name)
+}
 
 // Main is the console program: Run starts it, Close stops it. Tests run
 // the real wiring through it on 127.0.0.1:0 with a temporary data directory.
@@ -68,6 +94,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}, web.Deps{
 		Store: m.App.Store, Chat: m.App.Engine, Ready: m.App.Ready, Logger: m.Logger,
 		Knowledge: knowledgeAPI{Service: m.App.Knowledge, store: m.App.Store},
+		Tools:     toolInventory{reg: m.App.Tools, store: m.App.Store},
 		MCP: mcpserver.NewServer(mcpserver.Deps{Retriever: m.App.Knowledge, Assistants: m.App.Store,
 			KnowledgeBases: m.App.Store, Version: version}),
 	})

@@ -23,7 +23,7 @@ var staticFS embed.FS
 
 // pageNames are the pages the console renders; each has templates/NAME.html
 // defining "content", rendered inside templates/layout.html.
-var pageNames = []string{"error", "login", "playground", "document"}
+var pageNames = []string{"error", "login", "playground", "document", "tools"}
 
 // sharedTemplates are parsed into every page.
 var sharedTemplates = []string{"templates/layout.html", "templates/icons.html"}

@@ -39,6 +39,10 @@ type chatResponse struct {
 	// AnswerHTML is the answer rendered from Markdown, sent to the
 	// Playground (signed-in browsers) only.
 	AnswerHTML string `json:"answer_html,omitempty"`
+	// Approval is set when the outcome is awaiting_approval: the tool
+	// calls waiting for the asker (or an admin) to approve or reject them
+	// with POST /api/v1/tool-approvals/{id}.
+	Approval *approvalJSON `json:"approval,omitempty"`
 }
 
 type chatCitation struct {
@@ -60,6 +64,10 @@ func chatResponseOf(a *engine.Answer) chatResponse {
 			Index: c.Index, Document: c.Document, Title: c.Title, Snippet: c.Snippet,
 			Section: c.Section, KnowledgeBase: c.KnowledgeBase,
 		})
+	}
+	if a.Outcome == engine.OutcomeAwaiting && a.Approval != nil {
+		ap := approvalJSONOf(a.Approval, time.Time{})
+		r.Approval = &ap
 	}
 	return r
 }
@@ -91,6 +99,14 @@ func (s *Server) chat(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.answer(c, msg)
+}
+
+// answer runs msg through the engine and answers like POST /api/v1/chat:
+// a server-sent event stream when the client accepts text/event-stream,
+// else one JSON object. A turn that waits for a tool approval is an
+// answer (outcome awaiting_approval, with the approval), not an error.
+func (s *Server) answer(c *gin.Context, msg engine.Message) {
 	// An answer may take minutes: lift a server-wide write timeout for this
 	// response (the engine's turn timeout bounds it).
 	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
@@ -107,7 +123,7 @@ func (s *Server) chat(c *gin.Context) {
 	case ans == nil:
 		s.fail(c, engine.WrapError(engine.EINTERNAL, err, "chat returned no answer"))
 	case err == nil, ans.Outcome == engine.OutcomeInterrupted:
-		s.writeJSON(c, http.StatusOK, chatResponseFor(p, ans))
+		s.writeJSON(c, http.StatusOK, chatResponseFor(principalOf(c), ans))
 	default:
 		s.failTrace(c, err, ans.TraceID)
 	}

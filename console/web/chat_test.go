@@ -611,8 +611,12 @@ func TestAPIAuth(t *testing.T) {
 
 func TestAssistantsAPI(t *testing.T) {
 	env := mustEnv(t, envOptions{})
-	env.MustAssistant("zeta", false)
-	env.MustAssistant("alpha", true)
+	zeta := env.MustAssistant("zeta", false)
+	zeta.Tools, zeta.ToolPolicy = []string{"files__read", "files__write"}, map[string]engine.ToolMode{"files__write": engine.ToolAsk}
+	if err := env.store.UpdateAssistant(context.Background(), zeta); err != nil {
+		t.Fatal(err)
+	}
+	alpha := env.MustAssistant("alpha", true)
 	tok := env.MustToken(env.MustUser("alice", engine.RoleViewer))
 	w := env.get("/api/v1/assistants", tok)
 	if w.Code != http.StatusOK {
@@ -625,8 +629,9 @@ func TestAssistantsAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []assistantJSON{
-		{Name: "alpha", Description: "Answers about alpha", IsDefault: true},
-		{Name: "zeta", Description: "Answers about zeta"},
+		{ID: alpha.ID, Name: "alpha", Description: "Answers about alpha", IsDefault: true, Tools: []string{}, ToolPolicy: map[string]engine.ToolMode{}},
+		{ID: zeta.ID, Name: "zeta", Description: "Answers about zeta", Tools: []string{"files__read", "files__write"},
+			ToolPolicy: map[string]engine.ToolMode{"files__write": engine.ToolAsk}},
 	}
 	if !reflect.DeepEqual(got.Assistants, want) {
 		t.Fatalf("assistants = %+v, want %+v", got.Assistants, want)

@@ -92,6 +92,10 @@ type envOptions struct {
 	Model  engine.LanguageModel // default: env.model, a scripted model
 	// NoKnowledge runs the console without a knowledge service.
 	NoKnowledge bool
+	// Tools are the engine's tools (nil: none).
+	Tools engine.ToolSet
+	// Inventory is the console's tool inventory (nil: not configured).
+	Inventory ToolInventory
 }
 
 // testEnv is a console wired to a real SQLite store and a real engine
@@ -132,13 +136,14 @@ func mustEnv(tb testing.TB, opts envOptions) *testEnv {
 	eng, err := engine.New(engine.Config{MaxMessageBytes: opts.Config.MaxMessageBytes}, engine.Deps{
 		Assistants: e.store, Conversations: e.store, Traces: e.store,
 		Model: model, Retriever: e.retriever, Logger: log,
+		Tools: opts.Tools, ToolAudit: e.store, Approvals: e.store,
 	})
 	if err != nil {
 		tb.Fatalf("engine.New: %v", err)
 	}
 	e.chat = &countingChat{inner: eng}
 	e.knowledge = &fakeKnowledge{store: e.store, Retriever: e.retriever}
-	deps := Deps{Store: e.store, Chat: e.chat, Knowledge: e.knowledge, Ready: opts.Ready, Logger: log}
+	deps := Deps{Store: e.store, Chat: e.chat, Knowledge: e.knowledge, Ready: opts.Ready, Logger: log, Tools: opts.Inventory}
 	if opts.NoKnowledge {
 		deps.Knowledge = nil
 	}

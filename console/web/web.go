@@ -1,5 +1,6 @@
 // Package web is the console's HTTP surface: the sign-in pages, the
-// playground, the chat and knowledge-base APIs and the embedded templates and static assets,
+// playground, the tools page, the chat, tool-approval, assistant, tool and
+// knowledge-base APIs and the embedded templates and static assets,
 // served by gin. It takes the engine's interfaces through Deps and never
 // imports an adapter, a store or a language-model provider.
 package web
@@ -124,6 +125,30 @@ type Knowledge interface {
 	DocumentChunks(ctx context.Context, documentID string) (*engine.Document, []engine.Passage, error)
 }
 
+// ToolInventory lists the MCP servers' tools and enables (pins) or
+// disables them, for the tools page and API. cmd/console adapts
+// *tools.Registry to it (ToolInfo converts from tools.ToolStatus).
+type ToolInventory interface {
+	// Inventory lists the tools of every configured MCP server, by name,
+	// with their state. A server that cannot be reached leaves its tools
+	// out and adds to the error; the others still come back.
+	Inventory(ctx context.Context) ([]ToolInfo, error)
+	// Enable pins a tool as its server describes it now; by names who did
+	// it. ENOTFOUND when no server offers the tool.
+	Enable(ctx context.Context, name, by string) error
+	// Disable removes a tool's pin; ENOTFOUND when it was not enabled.
+	Disable(ctx context.Context, name string) error
+}
+
+// ToolInfo is an MCP tool as an admin sees it (the fields of
+// tools.ToolStatus).
+type ToolInfo struct {
+	Name        string `json:"name"` // full name: server__tool
+	Description string `json:"description"`
+	State       string `json:"state"` // "enabled", "not enabled" or "changed" (since it was enabled: disabled)
+	Hash        string `json:"hash"`  // of its name, description and input schema
+}
+
 // Deps are the console's collaborators. Store and Chat are required.
 type Deps struct {
 	Store engine.Store
@@ -134,6 +159,10 @@ type Deps struct {
 	// MCP serves the Model Context Protocol endpoint (/mcp, behind the
 	// API's bearer-token check); nil answers 404.
 	MCP http.Handler
+	// Tools lists and enables the MCP servers' tools (the tools page and
+	// /api/v1/tools); nil shows that tools are not configured and answers
+	// that API with 503.
+	Tools ToolInventory
 	// Ready reports whether the dependencies can serve (for /readyz); nil
 	// means always ready.
 	Ready  func(ctx context.Context) error

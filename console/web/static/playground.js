@@ -2,7 +2,11 @@
 // and the page's CSRF token, and shows the answer as it streams in (the
 // server-sent events are read from fetch's ReadableStream). The
 // conversation continues until "New conversation" or another assistant is
-// picked.
+// picked. An answer that waits for a tool approval shows the tool calls
+// with Approve and Reject buttons; the decision goes to POST
+// /api/v1/tool-approvals/ID and the continuation streams in as a new
+// answer. Text from the server is only ever set with textContent (the
+// answer's HTML is rendered and sanitized by the server).
 (function () {
   'use strict';
 
@@ -225,11 +229,96 @@
       bubble.replace(answer.notice ? '' : 'No answer.');
     }
     bubble.done();
-    addCitations(bubble, answer.citations);
-    if (answer.notice) {
-      addNotice(bubble, answer.notice);
+    if (answer.outcome === 'awaiting_approval' && answer.approval) {
+      addApproval(bubble, answer.approval, answer.notice);
+      addCitations(bubble, answer.citations);
+    } else {
+      addCitations(bubble, answer.citations);
+      if (answer.notice) {
+        addNotice(bubble, answer.notice);
+      }
     }
     addTrace(bubble, answer.trace_id);
+  }
+
+  // prettyArguments indents JSON arguments; anything else is shown as is.
+  function prettyArguments(text) {
+    try {
+      return JSON.stringify(JSON.parse(text), null, 2);
+    } catch (e) {
+      return text || '';
+    }
+  }
+
+  // addApproval shows the tool calls an answer waits for, with buttons to
+  // approve or reject them.
+  function addApproval(bubble, approval, notice) {
+    var card = el('section', 'approval-card');
+    card.setAttribute('aria-label', 'Approval needed');
+    card.setAttribute('data-approval-id', approval.id || '');
+    card.appendChild(el('h2', 'approval-title', 'Approval needed'));
+    if (notice) {
+      card.appendChild(el('p', 'approval-notice', notice));
+    }
+    (approval.tools || []).forEach(function (tool) {
+      var call = el('div', 'approval-call');
+      var name = el('p', 'approval-tool');
+      name.appendChild(el('code', '', tool.name || ''));
+      call.appendChild(name);
+      call.appendChild(el('pre', 'approval-arguments', prettyArguments(tool.arguments)));
+      card.appendChild(call);
+    });
+    if (approval.expires_at) {
+      var expires = new Date(approval.expires_at);
+      if (!isNaN(expires.getTime())) {
+        card.appendChild(el('p', 'message-meta', 'Expires ' + expires.toLocaleString() + '.'));
+      }
+    }
+    var actions = el('div', 'approval-actions');
+    var approve = el('button', 'button button-primary', 'Approve');
+    approve.type = 'button';
+    approve.setAttribute('data-decision', 'approve');
+    var reject = el('button', 'button button-quiet', 'Reject');
+    reject.type = 'button';
+    reject.setAttribute('data-decision', 'reject');
+    actions.appendChild(approve);
+    actions.appendChild(reject);
+    card.appendChild(actions);
+    var status = el('p', 'approval-status');
+    status.setAttribute('aria-live', 'polite');
+    card.appendChild(status);
+    bubble.item.appendChild(card);
+
+    function decide(decision) {
+      if (running) {
+        status.textContent = 'Wait until the current answer is complete.';
+        return;
+      }
+      approve.disabled = true;
+      reject.disabled = true;
+      status.textContent = decision === 'approve' ? 'Approving…' : 'Rejecting…';
+      run('/api/v1/tool-approvals/' + encodeURIComponent(approval.id), { decision: decision }, {
+        // The decision was taken: replace the buttons with what it was.
+        accepted: function () {
+          actions.remove();
+          status.textContent = decision === 'approve' ? 'Approved' : 'Rejected';
+          card.classList.add('approval-decided');
+        },
+        // It was refused: say why, and let the user try again unless
+        // trying again cannot help (decided already, not theirs, gone).
+        refused: function (res, message) {
+          status.textContent = message;
+          if (res && (res.status === 409 || res.status === 403 || res.status === 404)) {
+            actions.remove();
+          } else {
+            approve.disabled = false;
+            reject.disabled = false;
+          }
+        }
+      });
+    }
+    approve.addEventListener('click', function () { decide('approve'); });
+    reject.addEventListener('click', function () { decide('reject'); });
   }
 
   function failed(bubble, error) {
@@ -242,25 +331,30 @@
     addTrace(bubble, error.trace_id);
   }
 
-  async function ask(text) {
-    var body = { message: text };
-    if (conversationID) {
-      body.conversation_id = conversationID;
-    } else {
-      body.assistant = picker.value;
+  function errorMessage(res, payload) {
+    if (res.status === 401) {
+      return 'Your session has expired: reload the page and sign in again.';
     }
-    var question = el('li', 'message message-user');
-    question.appendChild(el('span', 'visually-hidden', 'You: '));
-    question.appendChild(el('p', 'message-text', text));
-    messages.appendChild(question);
-    var bubble = answerBubble();
+    return (payload.error && payload.error.message) || ('The server answered with status ' + res.status + '.');
+  }
+
+  // run posts body to url and streams the answer into a new bubble.
+  // hooks.accepted is called once the server accepted the request (the
+  // stream started); hooks.refused(res, message) when it refused it, in
+  // which case no bubble is added (without hooks, the refusal shows in a
+  // bubble, as for a question).
+  async function run(url, body, hooks) {
+    hooks = hooks || {};
     var controller = new AbortController();
     running = controller;
     sendButton.disabled = true;
     form.setAttribute('aria-busy', 'true');
+    // A question shows its answer's bubble at once ("Thinking…"); a
+    // decision only once the server took it.
+    var bubble = hooks.refused ? null : answerBubble();
     var ended = false;
     try {
-      var res = await fetch('/api/v1/chat', {
+      var res = await fetch(url, {
         method: 'POST',
         credentials: 'same-origin',
         headers: {
@@ -279,15 +373,26 @@
         } catch (e) {
           payload = {};
         }
-        if (res.status === 401) {
-          payload = { error: { message: 'Your session has expired: reload the page and sign in again.' } };
-        } else if (!payload.error) {
-          payload = { error: { message: 'The server answered with status ' + res.status + '.' } };
-        }
-        failed(bubble, payload);
         ended = true;
+        if (res.ok && res.status === 202) {
+          // Decided for a chat platform: the bot goes on there.
+          if (hooks.accepted) {
+            hooks.accepted(res);
+          }
+          return;
+        }
+        var message = errorMessage(res, payload);
+        if (hooks.refused) {
+          hooks.refused(res, message);
+          return;
+        }
+        failed(bubble || answerBubble(), { error: { message: message }, trace_id: payload.trace_id, conversation_id: payload.conversation_id });
         return;
       }
+      if (hooks.accepted) {
+        hooks.accepted(res);
+      }
+      bubble = bubble || answerBubble();
       await readEvents(res.body, function (name, data) {
         var value;
         try {
@@ -313,9 +418,14 @@
       }
     } catch (err) {
       if (!ended) {
-        failed(bubble, { error: { message: err && err.name === 'AbortError'
+        var lost = err && err.name === 'AbortError'
           ? 'Stopped.'
-          : 'The connection to the server was lost; please try again.' } });
+          : 'The connection to the server was lost; please try again.';
+        if (!bubble && hooks.refused) {
+          hooks.refused(null, lost);
+        } else {
+          failed(bubble || answerBubble(), { error: { message: lost } });
+        }
       }
     } finally {
       if (running === controller) {
@@ -324,6 +434,20 @@
       sendButton.disabled = false;
       form.removeAttribute('aria-busy');
     }
+  }
+
+  function ask(text) {
+    var body = { message: text };
+    if (conversationID) {
+      body.conversation_id = conversationID;
+    } else {
+      body.assistant = picker.value;
+    }
+    var question = el('li', 'message message-user');
+    question.appendChild(el('span', 'visually-hidden', 'You: '));
+    question.appendChild(el('p', 'message-text', text));
+    messages.appendChild(question);
+    return run('/api/v1/chat', body);
   }
 
   form.addEventListener('submit', function (event) {
