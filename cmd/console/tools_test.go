@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -368,4 +370,112 @@ func TestRugPullEndToEnd(t *testing.T) {
 	if offered := reqs[len(reqs)-2].Tools; len(offered) != 1 || !strings.Contains(offered[0].Function.Description, "id_rsa") {
 		t.Errorf("after re-enabling, offered %+v; want the new description", offered)
 	}
+}
+
+// TestToolFailuresEndToEnd: the console's real wiring with server-everything
+// and a scripted model whose tool call times out, then whose tool server
+// crashed: each time the model is told what happened in words and the
+// user gets an answer; the crashed server is started again for later
+// calls. Both failures are in the audit.
+func TestToolFailuresEndToEnd(t *testing.T) {
+	everything := os.Getenv("CONVOSPHERE_TEST_MCP_EVERYTHING")
+	if everything == "" {
+		if os.Getenv("CONVOSPHERE_REQUIRE_SERVERS") != "" {
+			t.Fatal("CONVOSPHERE_TEST_MCP_EVERYTHING is not set: run scripts/services.sh start")
+		}
+		t.Skip("CONVOSPHERE_TEST_MCP_EVERYTHING is not set (scripts/mcp-servers.sh)")
+	}
+	marker := strconv.FormatInt(time.Now().UnixNano(), 36)
+	llm := openaitest.NewServer(t)
+	m := MustRunMain(t, func(c *config.Config) {
+		c.LLM.BaseURL = llm.BaseURL()
+		c.LLM.Model = "e2e-model"
+		c.Tools.CallTimeout = time.Second
+		c.Tools.MCPServers = []config.MCPServer{{Name: "everything", Transport: "stdio", Command: "node", Args: []string{everything},
+			Env: map[string]string{"CONVOSPHERE_TEST_MARKER": marker}}}
+	})
+	ctx := context.Background()
+	a, err := m.App.Store.AssistantByName(ctx, "ConvoSphere Guide")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Tools = []string{"everything__get-sum", "everything__trigger-long-running-operation"}
+	if err := m.App.Store.UpdateAssistant(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range a.Tools {
+		if _, err := m.App.Tools.Enable(ctx, tool, "admin"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	token := mustToken(t, m)
+	tests := []struct {
+		name, tool, args string
+		before           func(t *testing.T)
+		toldModel        string
+		outcome          string
+	}{
+		{name: "timeout", tool: "everything__trigger-long-running-operation", args: `{"duration":10,"steps":2}`,
+			toldModel: "did not answer within 1s", outcome: engine.ToolTimeout},
+		{name: "crash", tool: "everything__get-sum", args: `{"a":1,"b":2}`,
+			before: func(t *testing.T) {
+				if err := syscall.Kill(pidWithMarker(t, marker), syscall.SIGKILL); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(200 * time.Millisecond)
+			},
+			toldModel: "is being restarted", outcome: engine.ToolError},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.before != nil {
+				tt.before(t)
+			}
+			llm.Script(openaitest.Reply{ToolCalls: []openaitest.ToolCall{{ID: "call_1", Name: tt.tool, Arguments: tt.args}}},
+				openaitest.Reply{Chunks: []string{"The tool failed; here is what I know."}})
+			resp := postChat(t, m, token, "", `{"message": "Use the tool"}`)
+			if c := decodeChat(t, resp.Body); resp.StatusCode != http.StatusOK || c.Answer != "The tool failed; here is what I know." {
+				t.Fatalf("chat: %s %+v", resp.Status, c)
+			}
+			if last := lastMessage(llm); last.Role != "tool" || !strings.Contains(last.Content, tt.toldModel) {
+				t.Errorf("the model was told %+v, want %q", last, tt.toldModel)
+			}
+			audit, err := m.App.Store.ListToolCalls(ctx, engine.ToolCallFilter{Limit: 1})
+			if err != nil || len(audit) != 1 || audit[0].Outcome != tt.outcome || audit[0].Tool != tt.tool {
+				t.Errorf("audit %+v, %v", audit, err)
+			}
+		})
+	}
+	// The crashed server comes back (after its backoff) for later calls.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		llm.Script(openaitest.Reply{ToolCalls: []openaitest.ToolCall{{ID: "call_2", Name: "everything__get-sum", Arguments: `{"a":20,"b":22}`}}},
+			openaitest.Reply{Chunks: []string{"Done."}})
+		decodeChat(t, postChat(t, m, token, "", `{"message": "20 + 22?"}`).Body)
+		if strings.Contains(lastMessage(llm).Content, "42") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the crashed server was not restarted: the model was told %+v", lastMessage(llm))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// pidWithMarker finds the process whose environment holds the marker.
+func pidWithMarker(t *testing.T, marker string) int {
+	t.Helper()
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err == nil && bytes.Contains(env, []byte("CONVOSPHERE_TEST_MARKER="+marker)) {
+			return pid
+		}
+	}
+	t.Fatal("the MCP server's process was not found")
+	return 0
 }
