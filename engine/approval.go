@@ -111,8 +111,9 @@ func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
 // ApprovalFilter selects approvals, newest first.
 type ApprovalFilter struct {
-	Status ApprovalStatus // empty: any
-	Limit  int            // default 100
+	Status  ApprovalStatus // empty: any
+	EventID string         // empty: any; else the approvals asked while answering that event
+	Limit   int            // default 100
 }
 
 // ApprovalStore keeps tool approvals.

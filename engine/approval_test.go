@@ -284,6 +284,35 @@ func TestDecideApprovalWho(t *testing.T) {
 	})
 }
 
+// TestRetriedTurnSupersedesItsApproval: a retried event asks again; the
+// earlier attempt's approval expires, so only the new prompt can be
+// answered.
+func TestRetriedTurnSupersedesItsApproval(t *testing.T) {
+	ctx := context.Background()
+	f := mustFixture(t, engine.Config{})
+	e := mustPolicyEngine(t, f, policyTools(), map[string]engine.ToolMode{"weather": engine.ToolAsk}, engine.Config{})
+	ask := enginetest.Reply{ToolCalls: []engine.ToolCall{toolCall("c1", "weather", `{}`)}}
+	f.model.Script(ask, ask)
+	msg := slackMessage("T9", "weather?")
+	first, err := e.Handle(ctx, msg, &enginetest.Replier{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := e.Handle(ctx, msg, &enginetest.Replier{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old, _ := f.store.ApprovalByID(ctx, first.Approval.ID); old.Status != engine.ApprovalExpired {
+		t.Errorf("the first attempt's approval is %s, want expired", old.Status)
+	}
+	if _, err := decide(f, first.Approval.ID, true, asker); engine.ErrorCode(err) != engine.ECONFLICT {
+		t.Errorf("deciding the superseded approval: %v", err)
+	}
+	if _, err := decide(f, second.Approval.ID, true, asker); err != nil {
+		t.Errorf("deciding the retry's approval: %v", err)
+	}
+}
+
 func TestToolModeFor(t *testing.T) {
 	a := &engine.Assistant{Tools: []string{"a", "b", "c"}, ToolPolicy: map[string]engine.ToolMode{"b": engine.ToolAsk, "c": engine.ToolDeny, "z": engine.ToolAllow}}
 	for tool, want := range map[string]engine.ToolMode{"a": engine.ToolAllow, "b": engine.ToolAsk, "c": engine.ToolDeny, "z": engine.ToolDeny, "": engine.ToolDeny} {

@@ -575,7 +575,30 @@ func (e *Engine) suspend(ctx context.Context, t *turn, req ChatRequest, st *loop
 	if err != nil {
 		return nil, err
 	}
+	e.supersede(ctx, t, ap)
 	return ap, nil
+}
+
+// supersede expires the approvals an earlier attempt at the same event
+// asked for: a retried turn asks again (its prompt replaces the earlier
+// one in the chat), so the earlier requests can no longer be answered.
+func (e *Engine) supersede(ctx context.Context, t *turn, ap *ToolApproval) {
+	if t.msg.ID == "" {
+		return
+	}
+	earlier, err := e.deps.Approvals.ListApprovals(ctx, ApprovalFilter{Status: ApprovalPending, EventID: t.msg.ID})
+	if err != nil {
+		e.log.WarnContext(ctx, "list earlier approvals of the event", "trace_id", t.trace.ID, "error", err)
+		return
+	}
+	for _, old := range earlier {
+		if old.ID == ap.ID {
+			continue
+		}
+		if _, err := e.deps.Approvals.DecideApproval(ctx, old.ID, ApprovalExpired, "superseded by a retry", time.Now(), nil); err != nil && ErrorCode(err) != ECONFLICT {
+			e.log.WarnContext(ctx, "expire a superseded approval", "trace_id", t.trace.ID, "approval_id", old.ID, "error", err)
+		}
+	}
 }
 
 // resume continues a turn whose tool approval was decided: the approved

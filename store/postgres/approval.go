@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -155,10 +156,20 @@ func (db *DB) ListApprovals(ctx context.Context, f engine.ApprovalFilter) ([]*en
 		f.Limit = 100
 	}
 	q := `SELECT ` + approvalColumns + ` FROM tool_approvals`
-	var args []any
+	var (
+		args  []any
+		where []string
+	)
 	if f.Status != "" {
 		args = append(args, string(f.Status))
-		q += ` WHERE status = $1`
+		where = append(where, fmt.Sprintf(`status = $%d`, len(args)))
+	}
+	if f.EventID != "" {
+		args = append(args, f.EventID)
+		where = append(where, fmt.Sprintf(`event_id = $%d`, len(args)))
+	}
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, ` AND `)
 	}
 	args = append(args, f.Limit)
 	q += fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT $%d`, len(args))

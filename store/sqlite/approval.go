@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	sqlite3 "modernc.org/sqlite/lib"
@@ -155,10 +156,20 @@ func (db *DB) ListApprovals(ctx context.Context, f engine.ApprovalFilter) ([]*en
 		f.Limit = 100
 	}
 	q := `SELECT ` + approvalColumns + ` FROM tool_approvals`
-	var args []any
+	var (
+		args  []any
+		where []string
+	)
 	if f.Status != "" {
-		q += ` WHERE status = ?`
+		where = append(where, `status = ?`)
 		args = append(args, string(f.Status))
+	}
+	if f.EventID != "" {
+		where = append(where, `event_id = ?`)
+		args = append(args, f.EventID)
+	}
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, ` AND `)
 	}
 	q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
 	args = append(args, f.Limit)

@@ -417,6 +417,28 @@ func testListApprovals(t *testing.T, s engine.Store) {
 	Must(t, err)
 	MustEqual(t, "approved after a decision", len(list), 2)
 	MustEqual(t, "newest approved", list[0].ID, "ap-3")
+
+	// By event: a retried event asked again.
+	again := newApproval("ap-1")
+	again.ID, again.CreatedAt = "ap-7", base.Add(7*time.Minute)
+	mustApproval(t, s, again)
+	for _, tt := range []struct {
+		name   string
+		filter engine.ApprovalFilter
+		want   []string
+	}{
+		{"by event", engine.ApprovalFilter{EventID: "ap-1"}, []string{"ap-7", "ap-1"}},
+		{"by event and status", engine.ApprovalFilter{EventID: "ap-1", Status: engine.ApprovalPending, Limit: 1}, []string{"ap-7"}},
+		{"by another event", engine.ApprovalFilter{EventID: "ap-4", Status: engine.ApprovalPending}, []string{}},
+	} {
+		list, err := s.ListApprovals(ctx, tt.filter)
+		Must(t, err)
+		ids := []string{}
+		for _, ap := range list {
+			ids = append(ids, ap.ID)
+		}
+		MustEqual(t, "ListApprovals "+tt.name, ids, tt.want)
+	}
 }
 
 func testListApprovalsDefaultLimit(t *testing.T, s engine.Store) {
