@@ -21,7 +21,7 @@ func (s *Server) routes() (*gin.Engine, error) {
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
-	r.Use(s.logRequests, s.recoverPanics, s.securityHeaders, s.rejectCrossOrigin)
+	r.Use(s.logRequests, s.recoverPanics, s.securityHeaders, s.rejectCrossOrigin, s.recordAudit)
 	r.NoRoute(s.notFound)
 	r.NoMethod(s.methodNotAllowed)
 
@@ -88,6 +88,17 @@ func (s *Server) routes() (*gin.Engine, error) {
 		mcp.POST("", h)
 		mcp.DELETE("", h)
 	}
+
+	// Each area of the console registers its pages and API routes in its
+	// own file.
+	s.dashboardRoutes(pages, api)    // dashboard.go
+	s.assistantRoutes(pages, api)    // assistant_pages.go
+	s.knowledgeRoutes(pages, api)    // knowledge_pages.go
+	s.conversationRoutes(pages, api) // conversations.go
+	s.analyticsRoutes(pages, api)    // analytics.go
+	s.userRoutes(pages, api)         // users.go
+	s.settingsRoutes(pages, api)     // settings.go
+	s.auditRoutes(pages, api)        // audit.go
 
 	return r, nil
 }
