@@ -191,6 +191,7 @@ type Store interface {
 	IdentityStore
 	ToolAuditStore
 	ToolServerStore
+	ProviderStore
 	ToolPinStore
 	PreferenceStore
 	StatusStore

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/convosphere/convosphere/cmd/internal/app"
 	"github.com/convosphere/convosphere/cmd/internal/config"
 	"github.com/convosphere/convosphere/engine"
 	"github.com/convosphere/convosphere/llm/openaitest"
@@ -326,5 +327,75 @@ func TestEndToEndWeaviate(t *testing.T) {
 	}
 	if tr.Retrieval == nil || tr.Retrieval.Backend != "weaviate" {
 		t.Errorf("trace retrieval = %+v, want the weaviate backend recorded", tr.Retrieval)
+	}
+}
+
+// TestEndToEndModelProvider routes an assistant's model through a model
+// provider stored as the console will store it: its key sealed with the
+// process's SecretBox (here from the generated data_dir/encryption.key).
+func TestEndToEndModelProvider(t *testing.T) {
+	provider := openaitest.NewServer(t)
+	provider.RequireAPIKey("sk-e2e-provider")
+	provider.Script(openaitest.Reply{Chunks: []string{"Routed through ", "the provider [1]."}})
+	m := MustRunMain(t, nil) // no llm.*: the default model is the extractive responder
+	ctx := context.Background()
+
+	sealed, err := m.App.Secrets.Seal("sk-e2e-provider")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &engine.ModelProvider{Name: "acme", BaseURL: provider.BaseURL(), Models: []string{"m1"}, APIKeySealed: sealed}
+	if err := m.App.Store.SaveModelProvider(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	as, err := m.App.Store.AssistantByName(ctx, app.DemoAssistant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	as.Model = "acme/m1"
+	if err := m.App.Store.UpdateAssistant(ctx, as); err != nil {
+		t.Fatal(err)
+	}
+
+	resp := postChat(t, m, mustToken(t, m), "", `{"message": "How do I connect Slack?"}`)
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		t.Fatalf("chat: %s %s", resp.Status, body)
+	}
+	c := decodeChat(t, resp.Body)
+	if c.Answer != "Routed through the provider [1]." {
+		t.Fatalf("response = %+v", c)
+	}
+	reqs := provider.Requests()
+	if len(reqs) != 1 || reqs[0].Model != "m1" || reqs[0].Header.Get("Authorization") != "Bearer sk-e2e-provider" {
+		t.Fatalf("provider requests = %+v", reqs)
+	}
+	tr, err := m.App.Store.TraceByID(ctx, c.TraceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Outcome != engine.OutcomeAnswered || tr.Model != "acme/m1" {
+		t.Errorf("trace outcome %q, model %q", tr.Outcome, tr.Model)
+	}
+	fi, err := os.Stat(filepath.Join(m.App.Config.DataDir, app.EncryptionKeyFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("generated key file: %v, %v", fi, err)
+	}
+
+	// Deleted in the console, the provider fails the assistant's answers
+	// with a message naming it, without going to another model.
+	if err := m.App.Store.DeleteModelProvider(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.App.ModelRouter.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	resp = postChat(t, m, mustToken(t, m), "", `{"message": "How do I connect Slack?"}`)
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == http.StatusOK || !strings.Contains(string(body), `Model provider \"acme\" was deleted`) {
+		t.Fatalf("chat after deleting the provider: %s %s", resp.Status, body)
+	}
+	if n := len(provider.Requests()); n != 1 {
+		t.Fatalf("the provider got %d requests, want 1", n)
 	}
 }

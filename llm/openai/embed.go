@@ -14,7 +14,7 @@ import (
 func (p *Provider) Embed(ctx context.Context, texts []string) ([][]float32, error) {
 	model := p.cfg.EmbeddingModel
 	if model == "" {
-		return nil, engine.Errorf(engine.EINVALID, "llm.embedding_model is not set: name the embeddings model, e.g. text-embedding-3-small or nomic-embed-text.")
+		return nil, engine.Errorf(engine.EINVALID, "%s is not set: name the embeddings model, e.g. text-embedding-3-small or nomic-embed-text.", p.cfg.setting("embedding_model"))
 	}
 	out := make([][]float32, len(texts))
 	dims := 0

@@ -57,6 +57,11 @@ type Config struct {
 	APIVersion string
 	// Organization is sent as OpenAI-Organization when set.
 	Organization string
+	// Settings names where these settings are kept, for error messages:
+	// empty for the llm.* configuration keys ("check llm.api_key"); a name
+	// like `model provider "acme"` for settings kept elsewhere ("check the
+	// API key of model provider "acme"").
+	Settings string
 
 	// RequestTimeout bounds each attempt of a non-streaming call
 	// (embeddings, model listing); streams are bounded by their ctx.
@@ -100,6 +105,25 @@ func redact(secret string) string {
 	return "(redacted)"
 }
 
+// settingNames are the settings as error messages name them when they are
+// not the llm.* configuration keys (Config.Settings is set).
+var settingNames = map[string]string{
+	"api_key":         "the API key",
+	"api_type":        "the API type",
+	"base_url":        "the base URL",
+	"model":           "the model",
+	"embedding_model": "the embedding model",
+}
+
+// setting names a setting in an error message: the configuration key
+// llm.<key>, or "the API key of <Settings>".
+func (c Config) setting(key string) string {
+	if c.Settings == "" {
+		return "llm." + key
+	}
+	return settingNames[key] + " of " + c.Settings
+}
+
 func (c *Config) setDefaults() {
 	c.APIType = strings.ToLower(strings.TrimSpace(c.APIType))
 	if c.APIType == "" {
@@ -139,23 +163,23 @@ func (c Config) Validate() error {
 	switch c.APIType {
 	case APITypeOpenAI, APITypeAzure:
 	default:
-		return engine.Errorf(engine.EINVALID, "llm.api_type %q is unknown: use openai (any OpenAI-compatible server) or azure.", c.APIType)
+		return engine.Errorf(engine.EINVALID, "%s %q is unknown: use openai (any OpenAI-compatible server) or azure.", c.setting("api_type"), c.APIType)
 	}
 	if c.BaseURL == "" {
-		return engine.Errorf(engine.EINVALID, "llm.base_url is required for Azure OpenAI: use the resource endpoint, e.g. https://NAME.openai.azure.com.")
+		return engine.Errorf(engine.EINVALID, "%s is required for Azure OpenAI: use the resource endpoint, e.g. https://NAME.openai.azure.com.", c.setting("base_url"))
 	}
 	u, err := url.Parse(c.BaseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return engine.Errorf(engine.EINVALID, "llm.base_url %q is not an http(s) URL: use e.g. https://api.openai.com/v1 or http://localhost:11434/v1.", c.BaseURL)
+		return engine.Errorf(engine.EINVALID, "%s %q is not an http(s) URL: use e.g. https://api.openai.com/v1 or http://localhost:11434/v1.", c.setting("base_url"), c.BaseURL)
 	}
 	if u.User != nil {
-		return engine.Errorf(engine.EINVALID, "llm.base_url must not contain credentials: put the key in llm.api_key.")
+		return engine.Errorf(engine.EINVALID, "%s must not contain credentials: put the key in %s.", c.setting("base_url"), c.setting("api_key"))
 	}
 	if strings.TrimSpace(c.Model) == "" {
-		return engine.Errorf(engine.EINVALID, "llm.model is not set: name the chat model (for Azure, the deployment), e.g. gpt-4o-mini or llama3.1.")
+		return engine.Errorf(engine.EINVALID, "%s is not set: name the chat model (for Azure, the deployment), e.g. gpt-4o-mini or llama3.1.", c.setting("model"))
 	}
 	if c.APIType == APITypeAzure && c.APIKey == "" {
-		return engine.Errorf(engine.EINVALID, "llm.api_key is required for Azure OpenAI.")
+		return engine.Errorf(engine.EINVALID, "%s is required for Azure OpenAI.", c.setting("api_key"))
 	}
 	switch {
 	case c.RequestTimeout < 0 || c.ConnectTimeout < 0:

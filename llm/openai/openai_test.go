@@ -232,3 +232,30 @@ func TestAzure(t *testing.T) {
 		t.Errorf("embeddings path = %q", got)
 	}
 }
+
+func TestSettingsNameTheSourceInErrors(t *testing.T) {
+	srv := openaitest.NewServer(t)
+	srv.RequireAPIKey("right")
+	tests := []struct {
+		name, settings, want string
+	}{
+		{"configuration keys", "", "an admin should check llm.api_key."},
+		{"console provider", `model provider "acme"`, `an admin should check the API key of model provider "acme".`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := MustNew(t, srv, func(c *openai.Config) { c.APIKey, c.Settings = "wrong", tt.settings })
+			ev := last(t, mustStream(t, p, question("hi")))
+			if ev.Kind != engine.EventError || !strings.HasSuffix(engine.ErrorMessage(ev.Err), tt.want) {
+				t.Fatalf("last event = %+v, want an error ending %q", ev, tt.want)
+			}
+			if _, err := p.Models(context.Background()); !strings.HasSuffix(engine.ErrorMessage(err), tt.want) {
+				t.Fatalf("Models error = %v, want one ending %q", err, tt.want)
+			}
+		})
+	}
+	err := openai.Config{Settings: `model provider "acme"`}.Validate()
+	if !strings.Contains(engine.ErrorMessage(err), `the model of model provider "acme" is not set`) {
+		t.Fatalf("Validate = %v", err)
+	}
+}

@@ -198,19 +198,20 @@ func (p *Provider) classify(ctx context.Context, op, model string, err error, a 
 		return err, false
 	}
 	what := noun(op)
-	key := "llm.model"
+	key := p.cfg.setting("model")
 	if op == opEmbed {
-		key = "llm.embedding_model"
+		key = p.cfg.setting("embedding_model")
 	}
+	apiKey, baseURL := p.cfg.setting("api_key"), p.cfg.setting("base_url")
 	cause := fmt.Errorf("%s: %w", op, err)
 	status, apiErr := statusOf(err, a)
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		// The server's text may echo part of the key: keep only the status.
 		cause = fmt.Errorf("%s: http %d", op, status)
-		return engine.WrapError(engine.EUNAVAILABLE, cause, "The %s rejected the API key; an admin should check llm.api_key.", what), false
+		return engine.WrapError(engine.EUNAVAILABLE, cause, "The %s rejected the API key; an admin should check %s.", what, apiKey), false
 	case status == http.StatusNotFound:
-		return engine.WrapError(engine.EUNAVAILABLE, cause, "The %s %q was not found; an admin should check %s and llm.base_url.", what, model, key), false
+		return engine.WrapError(engine.EUNAVAILABLE, cause, "The %s %q was not found; an admin should check %s and %s.", what, model, key, baseURL), false
 	case status == http.StatusTooManyRequests && isQuota(apiErr):
 		return engine.WrapError(engine.EUNAVAILABLE, cause, "The %s account has run out of quota; an admin should check the provider's plan and billing.", what), false
 	case status == http.StatusTooManyRequests:
@@ -239,15 +240,15 @@ func (p *Provider) classify(ctx context.Context, op, model string, err error, a 
 	)
 	switch {
 	case errors.As(err, &certErr):
-		return engine.WrapError(engine.EUNAVAILABLE, cause, "The %s's TLS certificate could not be verified; an admin should check llm.base_url.", what), false
+		return engine.WrapError(engine.EUNAVAILABLE, cause, "The %s's TLS certificate could not be verified; an admin should check %s.", what, baseURL), false
 	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
-		return engine.WrapError(engine.EUNAVAILABLE, cause, "The %s's host name could not be found; an admin should check llm.base_url.", what), false
+		return engine.WrapError(engine.EUNAVAILABLE, cause, "The %s's host name could not be found; an admin should check %s.", what, baseURL), false
 	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout()):
 		return engine.WrapError(engine.ETIMEOUT, cause, "The %s did not answer in time; please try again.", what), true
 	case errors.Is(err, errTruncated) || errors.Is(err, io.ErrUnexpectedEOF):
 		return engine.WrapError(engine.EUNAVAILABLE, cause, "The %s's answer was cut off; please try again.", what), true
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return engine.WrapError(engine.EUNAVAILABLE, cause, "The %s could not be reached; an admin should check that it runs at llm.base_url.", what), true
+		return engine.WrapError(engine.EUNAVAILABLE, cause, "The %s could not be reached; an admin should check that it runs at %s.", what, baseURL), true
 	case errors.As(err, &urlErr) || errors.As(err, &opErr) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF):
 		return engine.WrapError(engine.EUNAVAILABLE, cause, "The connection to the %s failed; please try again in a minute.", what), true
 	}

@@ -59,6 +59,8 @@ func Run(t *testing.T, open func(tb testing.TB) engine.Store) {
 		{"ToolCallAudit", testToolCallAudit},
 		{"ToolPins", testToolPins},
 		{"ToolServers", testToolServers},
+		{"ModelProviders", testModelProviders},
+		{"ModelProviderValidation", testModelProviderValidation},
 		{"Approvals", testApprovals},
 		{"DecideApproval", testDecideApproval},
 		{"DecideApprovalConcurrently", testDecideApprovalConcurrently},

@@ -22,6 +22,7 @@ import (
 	"github.com/convosphere/convosphere/knowledge/weaviate"
 	"github.com/convosphere/convosphere/llm/extractive"
 	"github.com/convosphere/convosphere/llm/openai"
+	"github.com/convosphere/convosphere/llm/router"
 	"github.com/convosphere/convosphere/store/postgres"
 	"github.com/convosphere/convosphere/store/sqlite"
 	"github.com/convosphere/convosphere/tools"
@@ -34,9 +35,16 @@ type App struct {
 	Store     engine.Store
 	Index     knowledge.Index
 	Knowledge *knowledge.Service
-	Model     engine.LanguageModel
-	Tools     *tools.Registry
-	Engine    *engine.Engine
+	// Model is ModelRouter: the model providers configured in the
+	// console, over the default model of llm.*.
+	Model       engine.LanguageModel
+	ModelRouter *router.Router
+	// Secrets seals and opens API keys at rest (security.encryption_key);
+	// nil without a key (PostgreSQL without security.encryption_key): its
+	// Seal then fails saying so.
+	Secrets *engine.SecretBox
+	Tools   *tools.Registry
+	Engine  *engine.Engine
 }
 
 // OpenTools starts the configured MCP servers (tools.mcp_servers); a
@@ -124,11 +132,19 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, 
 	if a.Index, err = OpenIndex(ctx, cfg, logger); err != nil {
 		return nil, err
 	}
-	if a.Model, err = NewModel(cfg.LLM, logger); err != nil {
+	if a.Secrets, err = OpenSecrets(cfg, logger); err != nil {
 		return nil, err
 	}
+	def, err := NewModel(cfg.LLM, logger)
+	if err != nil {
+		return nil, err
+	}
+	if a.ModelRouter, err = NewRouter(cfg.LLM, def, a.Store, a.Secrets, logger); err != nil {
+		return nil, err
+	}
+	a.Model = a.ModelRouter
 	deps := knowledge.Deps{Store: a.Store, Index: a.Index, Logger: logger}
-	if e, ok := a.Model.(engine.Embedder); ok && cfg.LLM.EmbeddingModel != "" {
+	if e, ok := def.(engine.Embedder); ok && cfg.LLM.EmbeddingModel != "" {
 		deps.Embedder = e
 		logger.Info("hybrid search on", "embedding_model", cfg.LLM.EmbeddingModel)
 	}
@@ -188,6 +204,33 @@ func NewModel(cfg config.LLM, logger *slog.Logger) (engine.LanguageModel, error)
 	}
 	logger.Info("language model configured", "model", cfg.Model, "api_type", cfg.APIType)
 	return p, nil
+}
+
+// NewRouter returns the language model of the process: requests for
+// "<provider>/<model>" go to the model providers configured in the console
+// (read from store, their keys opened with secrets), the others to def.
+func NewRouter(cfg config.LLM, def engine.LanguageModel, store engine.ProviderStore, secrets *engine.SecretBox, logger *slog.Logger) (*router.Router, error) {
+	retries := cfg.MaxRetries
+	if retries == 0 {
+		retries = -1 // the provider reads 0 as "default"
+	}
+	r, err := router.New(router.Config{
+		Default: def, Providers: store, Secrets: secrets, Logger: logger,
+		Connect: func(p engine.ModelProvider, apiKey string) (engine.LanguageModel, error) {
+			model := p.Name // requests always name their model; the client needs a default
+			if len(p.Models) > 0 {
+				model = p.Models[0]
+			}
+			return openai.New(openai.Config{
+				BaseURL: p.BaseURL, APIKey: apiKey, APIType: p.APIType, APIVersion: p.APIVersion, Model: model,
+				RequestTimeout: cfg.Timeout, MaxRetries: retries, Settings: fmt.Sprintf("model provider %q", p.Name), Logger: logger,
+			})
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("model providers: %w", err)
+	}
+	return r, nil
 }
 
 // Ready reports whether the process's dependencies answer.

@@ -17,6 +17,8 @@ import (
 
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/convosphere/convosphere/engine"
 )
 
 // EnvPrefix prefixes every environment variable.
@@ -29,6 +31,7 @@ type Config struct {
 	Console    Console    `mapstructure:"console" yaml:"console"`
 	Bot        Bot        `mapstructure:"bot" yaml:"bot"`
 	Admin      Admin      `mapstructure:"admin" yaml:"admin"`
+	Security   Security   `mapstructure:"security" yaml:"security"`
 	Database   Database   `mapstructure:"database" yaml:"database"`
 	Redis      Redis      `mapstructure:"redis" yaml:"redis"`
 	Weaviate   Weaviate   `mapstructure:"weaviate" yaml:"weaviate"`
@@ -127,6 +130,16 @@ type MCPServer struct {
 // Admin configures the first administrator.
 type Admin struct {
 	Password string `mapstructure:"password" yaml:"password" secret:"true"`
+}
+
+// Security holds the key that encrypts secrets kept at rest.
+type Security struct {
+	// EncryptionKey seals the API keys of the model providers configured
+	// in the console: 32 bytes as base64 or hex (`openssl rand -base64 32`).
+	// Empty with the embedded store: a key is generated once into
+	// <data_dir>/encryption.key. Empty with PostgreSQL: API keys cannot be
+	// stored (every replica must share one key, so it must be configured).
+	EncryptionKey string `mapstructure:"encryption_key" yaml:"encryption_key" secret:"true"`
 }
 
 // Database selects the relational store.
@@ -299,6 +312,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Admin.Password != "" && len(c.Admin.Password) < 10 {
 		return &Error{"admin.password", "is shorter than 10 characters", "choose a longer password, or leave it empty to have one generated on first start"}
+	}
+	if c.Security.EncryptionKey != "" {
+		if _, err := engine.ParseEncryptionKey(c.Security.EncryptionKey); err != nil {
+			// "The encryption key decodes to 20 bytes, not 32: make one …"
+			problem, _, _ := strings.Cut(strings.TrimPrefix(engine.ErrorMessage(err), "The encryption key "), ":")
+			return &Error{"security.encryption_key", strings.TrimSuffix(problem, "."),
+				"set 32 random bytes as base64, made with `openssl rand -base64 32` (or 64 hex characters: `openssl rand -hex 32`); changing the key makes stored API keys unreadable until they are entered again"}
+		}
 	}
 	if err := checkURL("database.url", c.Database.URL, "postgres", "postgresql"); err != nil {
 		return err

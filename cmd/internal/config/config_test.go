@@ -73,6 +73,8 @@ func TestLoadErrorsNameKeyAndFix(t *testing.T) {
 		{"mattermost url", "", map[string]string{"CONVOSPHERE_MATTERMOST_URL": "chat.example.com", "CONVOSPHERE_MATTERMOST_TOKEN": "t"}, "mattermost.url"},
 		{"discord mode", "", map[string]string{"CONVOSPHERE_DISCORD_MODE": "rtm"}, "discord.mode"},
 		{"slack api url", "", map[string]string{"CONVOSPHERE_SLACK_BOT_TOKEN": "xoxb-1", "CONVOSPHERE_SLACK_SIGNING_SECRET": "s", "CONVOSPHERE_SLACK_API_URL": "slack.com/api"}, "slack.api_url"},
+		{"short encryption key", "", map[string]string{"CONVOSPHERE_SECURITY_ENCRYPTION_KEY": "c2hvcnQ="}, "security.encryption_key"},
+		{"encryption key not base64", "security:\n  encryption_key: not a key\n", nil, "openssl rand -base64 32"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -102,13 +104,14 @@ func TestRedacted(t *testing.T) {
 	c.Slack.BotToken, c.Slack.SigningSecret, c.Slack.AppToken = "xoxb-secret-token", "slack-signing-secret", "xapp-secret-token"
 	c.Discord.BotToken = "discord-secret-token"
 	c.Mattermost.Token = "mattermost-secret-token"
+	c.Security.EncryptionKey = "3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 	c.Database.URL = "postgres://cs:dbpass@db:5432/cs?sslmode=disable"
 	out, err := c.Redacted()
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := string(out)
-	for _, secret := range []string{"very-secret-password", "sk-live-123", "dbpass", "xoxb-secret-token", "slack-signing-secret", "xapp-secret-token", "discord-secret-token", "mattermost-secret-token"} {
+	for _, secret := range []string{"very-secret-password", "sk-live-123", "dbpass", "xoxb-secret-token", "slack-signing-secret", "xapp-secret-token", "discord-secret-token", "mattermost-secret-token", "3q2+7w"} {
 		if strings.Contains(s, secret) {
 			t.Errorf("redacted config leaks %q:\n%s", secret, s)
 		}
@@ -117,6 +120,26 @@ func TestRedacted(t *testing.T) {
 		if !strings.Contains(s, want) {
 			t.Errorf("redacted config lacks %q:\n%s", want, s)
 		}
+	}
+}
+
+func TestEncryptionKey(t *testing.T) {
+	t.Setenv("CONVOSPHERE_CONFIG", "")
+	const key = "3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+	t.Setenv("CONVOSPHERE_SECURITY_ENCRYPTION_KEY", key)
+	c, err := Load("")
+	if err != nil || c.Security.EncryptionKey != key {
+		t.Fatalf("Load = %q, %v", c.Security.EncryptionKey, err)
+	}
+	t.Setenv("CONVOSPHERE_SECURITY_ENCRYPTION_KEY", "c2VjcmV0LWJ1dC10b28tc2hvcnQ=")
+	_, err = Load("")
+	for _, want := range []string{"security.encryption_key", "CONVOSPHERE_SECURITY_ENCRYPTION_KEY", "decodes to 20 bytes, not 32", "openssl rand -base64 32"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not say %q", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "c2VjcmV0") {
+		t.Errorf("the error repeats the key: %v", err)
 	}
 }
 
