@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin
 
-.PHONY: run build test lint vet fmt bench bench-retrieval clean services-stop
+.PHONY: run build test lint vet fmt bench bench-retrieval bench-console clean services-stop
 
 ## run: build and start console and bot on the embedded default (no servers, no API keys)
 run: build
@@ -30,6 +30,10 @@ bench:
 bench-retrieval:
 	@scripts/install-deps.sh
 	@$(GO) run ./bench/retrieval -size 10k,1m -out docs/benchmarks.md
+
+## bench-console: console pages on 1M messages in PostgreSQL, written to docs/benchmarks.md
+bench-console:
+	@$(GO) run ./bench/console -out docs/benchmarks.md
 
 ## services-stop: stop the test servers started by make test
 services-stop:

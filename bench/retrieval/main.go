@@ -34,6 +34,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/convosphere/convosphere/bench/internal/benchkit"
 )
 
 func main() {
@@ -154,11 +156,11 @@ func parseSizes(list string) ([]string, error) {
 
 // Run is everything one invocation measured, with where and how.
 type Run struct {
-	Date     time.Time `json:"date"`
-	Command  string    `json:"command"`
-	Machine  Machine   `json:"machine"`
-	Go       string    `json:"go"`
-	Weaviate string    `json:"weaviate,omitempty"`
+	Date     time.Time        `json:"date"`
+	Command  string           `json:"command"`
+	Machine  benchkit.Machine `json:"machine"`
+	Go       string           `json:"go"`
+	Weaviate string           `json:"weaviate,omitempty"`
 	// Load is /proc/loadavg's 1-minute load when the run started: other
 	// work on the machine skews latencies.
 	Load     string         `json:"load,omitempty"`
@@ -179,13 +181,13 @@ type CorpusSummary struct {
 }
 
 func parent(ctx context.Context, o options) error {
-	r := &Run{Date: time.Now().UTC(), Command: command(), Machine: readMachine(), Go: runtime.Version(), Load: loadAverage()}
+	r := &Run{Date: time.Now().UTC(), Command: benchkit.Command("bench/retrieval", os.Args[1:]), Machine: benchkit.ReadMachine(), Go: runtime.Version(), Load: benchkit.LoadAverage()}
 	if err := os.MkdirAll(o.cache, 0o750); err != nil {
 		return err
 	}
 	var corpusFile string
 	if len(o.systems) > 0 {
-		c, err := LoadCorpus(ctx, o.cache, logf)
+		c, err := LoadCorpus(ctx, o.cache, benchkit.Logf)
 		if err != nil {
 			return err
 		}
@@ -201,7 +203,7 @@ func parent(ctx context.Context, o options) error {
 				r.Corpus.Shared++
 			}
 		}
-		logf("corpus: %d pages, %d queries (%d with more than one answer)", len(c.Pages), len(qs), r.Corpus.Shared)
+		benchkit.Logf("corpus: %d pages, %d queries (%d with more than one answer)", len(c.Pages), len(qs), r.Corpus.Shared)
 	}
 	var server *weaviateServer
 	if slices.ContainsFunc(o.systems, func(s string) bool { info, _ := lookupSystem(s); return info.Backend == "weaviate" }) {
@@ -212,7 +214,7 @@ func parent(ctx context.Context, o options) error {
 		defer server.stop()
 		r.Weaviate = server.Version
 		o.weaviateURL = server.URL
-		logf("weaviate: %s at %s (pid %d)", server.Version, server.URL, server.PID)
+		benchkit.Logf("weaviate: %s at %s (pid %d)", server.Version, server.URL, server.PID)
 	}
 	var names []string
 	names = append(names, o.systems...)
@@ -230,7 +232,7 @@ func parent(ctx context.Context, o options) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			logf("%s failed: %v", name, err)
+			benchkit.Logf("%s failed: %v", name, err)
 			r.Failures = append(r.Failures, fmt.Sprintf("%s: %v", name, err))
 			continue
 		}
@@ -242,30 +244,18 @@ func parent(ctx context.Context, o options) error {
 		if err := writeRanks(o.ranks, corpusFile, r.Results); err != nil {
 			return err
 		}
-		logf("wrote %s", o.ranks)
+		benchkit.Logf("wrote %s", o.ranks)
 	}
 	if o.out != "" {
 		if err := writeReport(o.out, r); err != nil {
 			return err
 		}
-		logf("wrote %s", o.out)
+		benchkit.Logf("wrote %s", o.out)
 	}
 	if len(r.Failures) > 0 {
 		return fmt.Errorf("%d of %d measurements failed", len(r.Failures), len(names))
 	}
 	return nil
-}
-
-// command is how this run was invoked, as a user would type it.
-func command() string {
-	args := []string{"go", "run", "./bench/retrieval"}
-	for _, a := range os.Args[1:] {
-		if strings.ContainsAny(a, " \t'\"$") {
-			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-		args = append(args, a)
-	}
-	return strings.Join(args, " ")
 }
 
 // measure runs one system in a child process and adds its peak RSS, and
@@ -287,14 +277,14 @@ func measure(ctx context.Context, o options, name, corpusFile string, srv *weavi
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 30 * time.Second
 	var stdout bytes.Buffer
-	var stderr tailWriter
+	var stderr benchkit.TailWriter
 	cmd.Stdout, cmd.Stderr = &stdout, io.MultiWriter(os.Stderr, &stderr)
 	serverPeak := srv != nil && srv.resetPeak()
 	if srv != nil && !serverPeak && srv.PID != 0 {
-		logf("weaviate: cannot reset the server's peak RSS (/proc/%d/clear_refs): it is the peak since the server started", srv.PID)
+		benchkit.Logf("weaviate: cannot reset the server's peak RSS (/proc/%d/clear_refs): it is the peak since the server started", srv.PID)
 	}
 	if err := cmd.Run(); err != nil {
-		if last := stderr.lastLine(); last != "" {
+		if last := stderr.LastLine(); last != "" {
 			return nil, fmt.Errorf("%w: %s", err, strings.TrimPrefix(last, "retrieval: "))
 		}
 		return nil, err
@@ -316,23 +306,6 @@ func measure(ctx context.Context, o options, name, corpusFile string, srv *weavi
 		}
 	}
 	return &res, nil
-}
-
-// tailWriter keeps the last few kilobytes written to it.
-type tailWriter struct{ buf []byte }
-
-func (t *tailWriter) Write(p []byte) (int, error) {
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > 8<<10 {
-		t.buf = t.buf[len(t.buf)-4<<10:]
-	}
-	return len(p), nil
-}
-
-// lastLine is the last line that is not empty.
-func (t *tailWriter) lastLine() string {
-	lines := strings.Split(strings.TrimSpace(string(t.buf)), "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 // writeRanks writes a TSV: a query per line, its answers, then each

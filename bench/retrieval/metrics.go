@@ -1,9 +1,7 @@
 package main
 
 import (
-	"math"
 	"slices"
-	"time"
 
 	"github.com/convosphere/convosphere/engine"
 )
@@ -77,41 +75,4 @@ func Score(queries []Query, rankings [][]string) Quality {
 	q.Recall5 /= n
 	q.Recall10 /= n
 	return q
-}
-
-// Latency summarises query durations in milliseconds.
-type Latency struct {
-	Samples int     `json:"samples"`
-	P50     float64 `json:"p50_ms"`
-	P95     float64 `json:"p95_ms"`
-	P99     float64 `json:"p99_ms"`
-	Max     float64 `json:"max_ms"`
-}
-
-// Summarise returns the nearest-rank percentiles of ds.
-func Summarise(ds []time.Duration) Latency {
-	if len(ds) == 0 {
-		return Latency{}
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	return Latency{
-		Samples: len(s),
-		P50:     ms(Percentile(s, 50)),
-		P95:     ms(Percentile(s, 95)),
-		P99:     ms(Percentile(s, 99)),
-		Max:     ms(s[len(s)-1]),
-	}
-}
-
-// Percentile is the nearest-rank p-th percentile of sorted: the smallest
-// value with at least p% of the values at or below it.
-func Percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
-	rank = min(max(rank, 1), len(sorted))
-	return sorted[rank-1]
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"math"
 	"testing"
-	"time"
 
 	"github.com/convosphere/convosphere/engine"
 )
@@ -60,20 +59,5 @@ func TestDocumentRanking(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("DocumentRanking = %v, want %v", got, want)
 		}
-	}
-}
-
-func TestPercentiles(t *testing.T) {
-	var ds []time.Duration
-	for i := 100; i >= 1; i-- { // unsorted on purpose
-		ds = append(ds, time.Duration(i)*time.Millisecond)
-	}
-	l := Summarise(ds)
-	if l.Samples != 100 || l.P50 != 50 || l.P95 != 95 || l.P99 != 99 || l.Max != 100 {
-		t.Fatalf("Summarise = %+v", l)
-	}
-	one := Summarise([]time.Duration{7 * time.Millisecond})
-	if one.P50 != 7 || one.P99 != 7 {
-		t.Fatalf("Summarise of one sample = %+v", one)
 	}
 }

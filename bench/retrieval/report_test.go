@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/convosphere/convosphere/bench/internal/benchkit"
 )
 
 func TestWriteReportKeepsOtherParts(t *testing.T) {
@@ -25,7 +27,7 @@ func TestWriteReportKeepsOtherParts(t *testing.T) {
 		t.Fatal(err)
 	}
 	size := &Run{Date: time.Date(2026, 1, 3, 0, 0, 0, 0, time.UTC), Command: "go run ./bench/retrieval -size 1m", Go: "go1.26",
-		Results: []*Result{{System: "size-1m", Kind: "size", Chunks: 1_000_000, ChunksPerSec: 900, Latency: Latency{P95: 60}}}}
+		Results: []*Result{{System: "size-1m", Kind: "size", Chunks: 1_000_000, ChunksPerSec: 900, Latency: benchkit.Latency{P95: 60}}}}
 	if err := writeReport(path, size); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/convosphere/convosphere/bench/internal/benchkit"
 )
 
 // Result is what one child invocation measured for one system.
@@ -23,16 +25,16 @@ type Result struct {
 	Quality *Quality `json:"quality,omitempty"`
 	// FreshQuality is measured right after the import, before waiting for
 	// Weaviate to flush its memtables (Weaviate systems only).
-	FreshQuality  *Quality `json:"fresh_quality,omitempty"`
-	FreshLatency  *Latency `json:"fresh_latency,omitempty"`
-	SettleSeconds float64  `json:"settle_seconds,omitempty"`
+	FreshQuality  *Quality          `json:"fresh_quality,omitempty"`
+	FreshLatency  *benchkit.Latency `json:"fresh_latency,omitempty"`
+	SettleSeconds float64           `json:"settle_seconds,omitempty"`
 
-	Latency    Latency   `json:"latency"`     // one client
-	LatencyMS  []float64 `json:"latency_ms"`  // every one-client sample, for the chart
-	Ranks      []int     `json:"ranks"`       // per query, the first answer's rank (0: not in the top 10), for -ranks
-	QPS        float64   `json:"qps"`         // Clients concurrent clients
-	Clients    int       `json:"clients"`     // for QPS
-	IndexBytes int64     `json:"index_bytes"` // on disk, embedded index only
+	Latency    benchkit.Latency `json:"latency"`     // one client
+	LatencyMS  []float64        `json:"latency_ms"`  // every one-client sample, for the chart
+	Ranks      []int            `json:"ranks"`       // per query, the first answer's rank (0: not in the top 10), for -ranks
+	QPS        float64          `json:"qps"`         // Clients concurrent clients
+	Clients    int              `json:"clients"`     // for QPS
+	IndexBytes int64            `json:"index_bytes"` // on disk, embedded index only
 
 	// Filled in by the parent.
 	PeakRSSBytes       int64 `json:"peak_rss_bytes"`        // the bench process measuring this system
@@ -147,7 +149,7 @@ func runQuality(ctx context.Context, o childOptions) (*Result, error) {
 			return nil, err
 		}
 	}
-	logf("%s: ingesting %d pages", info.Name, len(corpus.Pages))
+	benchkit.Logf("%s: ingesting %d pages", info.Name, len(corpus.Pages))
 	start := time.Now()
 	chunks, err := sys.Ingest(ctx, corpus.Pages)
 	if err != nil {
@@ -158,7 +160,7 @@ func runQuality(ctx context.Context, o childOptions) (*Result, error) {
 	res.Chunks, res.IngestSeconds = chunks, elapsed.Seconds()
 	res.DocsPerSec = float64(len(corpus.Pages)) / elapsed.Seconds()
 	res.ChunksPerSec = float64(chunks) / elapsed.Seconds()
-	logf("%s: %d chunks in %.1fs (%.0f docs/s, %.0f chunks/s)", info.Name, chunks, elapsed.Seconds(), res.DocsPerSec, res.ChunksPerSec)
+	benchkit.Logf("%s: %d chunks in %.1fs (%.0f docs/s, %.0f chunks/s)", info.Name, chunks, elapsed.Seconds(), res.DocsPerSec, res.ChunksPerSec)
 
 	if info.Backend == "weaviate" {
 		// Known Weaviate 1.35.2 behaviour (docs/benchmarks.md): until its
@@ -168,11 +170,11 @@ func runQuality(ctx context.Context, o childOptions) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		fresh, freshLatency := Score(queries, rankings), Summarise(ds)
+		fresh, freshLatency := Score(queries, rankings), benchkit.Summarise(ds)
 		res.FreshQuality, res.FreshLatency = &fresh, &freshLatency
-		logf("%s: right after the import: MRR@10 %.3f, p95 %.1f ms", info.Name, fresh.MRR10, freshLatency.P95)
+		benchkit.Logf("%s: right after the import: MRR@10 %.3f, p95 %.1f ms", info.Name, fresh.MRR10, freshLatency.P95)
 		if wait := time.Until(imported.Add(o.Settle)); wait > 0 {
-			logf("%s: waiting %s for Weaviate to flush its memtables", info.Name, wait.Round(time.Second))
+			benchkit.Logf("%s: waiting %s for Weaviate to flush its memtables", info.Name, wait.Round(time.Second))
 			select {
 			case <-ctx.Done():
 				return nil, ctx.Err()
@@ -201,22 +203,18 @@ func runQuality(ctx context.Context, o childOptions) (*Result, error) {
 		}
 		all = append(all, ds...)
 	}
-	res.Latency = Summarise(all)
+	res.Latency = benchkit.Summarise(all)
 	for _, d := range all {
 		res.LatencyMS = append(res.LatencyMS, float64(d)/float64(time.Millisecond))
 	}
 	if res.QPS, err = throughput(ctx, sys, queries, o.Clients, max(o.Passes, 1)*len(queries)); err != nil {
 		return nil, err
 	}
-	logf("%s: MRR@10 %.3f, p95 %.1f ms, %.0f queries/s with %d clients", info.Name, res.Quality.MRR10, res.Latency.P95, res.QPS, o.Clients)
+	benchkit.Logf("%s: MRR@10 %.3f, p95 %.1f ms, %.0f queries/s with %d clients", info.Name, res.Quality.MRR10, res.Latency.P95, res.QPS, o.Clients)
 	if info.Backend == "embedded" {
 		res.IndexBytes = indexBytes(o.WorkDir)
 	}
 	err = sys.Close()
 	sys = nil
 	return res, err
-}
-
-func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 }

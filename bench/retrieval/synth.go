@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/convosphere/convosphere/bench/internal/benchkit"
 	"github.com/convosphere/convosphere/knowledge"
 )
 
@@ -175,7 +176,7 @@ func runSize(ctx context.Context, o childOptions, n int) (*Result, error) {
 	docs := n / synthChunksPerDoc
 	res := &Result{System: o.System, Kind: "size", Documents: docs, Chunks: docs * synthChunksPerDoc,
 		Description: fmt.Sprintf("embedded index, %d synthesised chunks (Zipf vocabulary), Index.Upsert one document (10 chunks) at a time, Index.Search top %d", docs*synthChunksPerDoc, topK)}
-	logf("%s: ingesting %d chunks", o.System, res.Chunks)
+	benchkit.Logf("%s: ingesting %d chunks", o.System, res.Chunks)
 	start := time.Now()
 	last := start
 	for d := range docs {
@@ -185,14 +186,14 @@ func runSize(ctx context.Context, o childOptions, n int) (*Result, error) {
 		if time.Since(last) > 30*time.Second {
 			last = time.Now()
 			el := time.Since(start)
-			logf("%s: %d/%d chunks, %.0f chunks/s", o.System, (d+1)*synthChunksPerDoc, res.Chunks, float64((d+1)*synthChunksPerDoc)/el.Seconds())
+			benchkit.Logf("%s: %d/%d chunks, %.0f chunks/s", o.System, (d+1)*synthChunksPerDoc, res.Chunks, float64((d+1)*synthChunksPerDoc)/el.Seconds())
 		}
 	}
 	elapsed := time.Since(start)
 	res.IngestSeconds = elapsed.Seconds()
 	res.DocsPerSec = float64(docs) / elapsed.Seconds()
 	res.ChunksPerSec = float64(res.Chunks) / elapsed.Seconds()
-	logf("%s: ingested in %s (%.0f chunks/s)", o.System, elapsed.Round(time.Second), res.ChunksPerSec)
+	benchkit.Logf("%s: ingested in %s (%.0f chunks/s)", o.System, elapsed.Round(time.Second), res.ChunksPerSec)
 
 	queries := make([]Query, synthQueries)
 	for q := range queries {
@@ -214,7 +215,7 @@ func runSize(ctx context.Context, o childOptions, n int) (*Result, error) {
 	}
 	res.Notes = append(res.Notes, fmt.Sprintf("the first search after opening the file took %s: it loads the knowledge base's postings into memory",
 		first[0].Round(10*time.Millisecond)))
-	logf("%s: first search after opening %s", o.System, first[0].Round(time.Millisecond))
+	benchkit.Logf("%s: first search after opening %s", o.System, first[0].Round(time.Millisecond))
 	if _, _, err := timedPass(ctx, sys, queries[:20]); err != nil {
 		return nil, err
 	}
@@ -224,7 +225,7 @@ func runSize(ctx context.Context, o childOptions, n int) (*Result, error) {
 	}
 	q := Score(queries, rankings)
 	res.Quality = &q
-	res.Latency = Summarise(ds)
+	res.Latency = benchkit.Summarise(ds)
 	for _, d := range ds {
 		res.LatencyMS = append(res.LatencyMS, float64(d)/float64(time.Millisecond))
 	}
@@ -233,7 +234,7 @@ func runSize(ctx context.Context, o childOptions, n int) (*Result, error) {
 	}
 	res.Clients = o.Clients
 	res.IndexBytes = indexBytes(o.WorkDir)
-	logf("%s: query p50 %.1f ms, p95 %.1f ms, p99 %.1f ms; %.0f queries/s with %d clients", o.System,
+	benchkit.Logf("%s: query p50 %.1f ms, p95 %.1f ms, p99 %.1f ms; %.0f queries/s with %d clients", o.System,
 		res.Latency.P50, res.Latency.P95, res.Latency.P99, res.QPS, o.Clients)
 	return res, nil
 }

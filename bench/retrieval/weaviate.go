@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/convosphere/convosphere/bench/internal/benchkit"
 	"github.com/convosphere/convosphere/engine"
 	"github.com/convosphere/convosphere/knowledge"
 	"github.com/convosphere/convosphere/store/sqlite"
@@ -266,7 +267,7 @@ type weaviateServer struct {
 func startWeaviate(ctx context.Context, rawURL, cacheDir string) (*weaviateServer, error) {
 	s := &weaviateServer{URL: rawURL}
 	if rawURL == "" {
-		root, err := repoRoot()
+		root, err := benchkit.RepoRoot()
 		if err != nil {
 			return nil, err
 		}
@@ -276,7 +277,7 @@ func startWeaviate(ctx context.Context, rawURL, cacheDir string) (*weaviateServe
 		if s.stateDir, err = filepath.Abs(filepath.Join(cacheDir, "services")); err != nil {
 			return nil, err
 		}
-		logf("weaviate: %s start (state in %s)", s.script, s.stateDir)
+		benchkit.Logf("weaviate: %s start (state in %s)", s.script, s.stateDir)
 		cmd := exec.CommandContext(ctx, s.script, "start")
 		cmd.Env = append(os.Environ(), "CONVOSPHERE_SERVICES_DIR="+s.stateDir)
 		cmd.Stderr = os.Stderr
@@ -284,11 +285,7 @@ func startWeaviate(ctx context.Context, rawURL, cacheDir string) (*weaviateServe
 		if err != nil {
 			return nil, fmt.Errorf("%s start: %w", s.script, err)
 		}
-		for line := range strings.SplitSeq(string(out), "\n") {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "export CONVOSPHERE_TEST_WEAVIATE_URL="); ok {
-				s.URL = strings.Trim(v, `"'`)
-			}
-		}
+		s.URL = benchkit.Exports(string(out))["CONVOSPHERE_TEST_WEAVIATE_URL"]
 		if s.URL == "" {
 			return nil, fmt.Errorf("%s start printed no CONVOSPHERE_TEST_WEAVIATE_URL", s.script)
 		}
@@ -301,7 +298,7 @@ func startWeaviate(ctx context.Context, rawURL, cacheDir string) (*weaviateServe
 	s.Version = v
 	s.PID = listeningPID(s.URL)
 	if s.PID == 0 {
-		logf("weaviate: cannot find the server process of %s: its peak RSS is not reported", s.URL)
+		benchkit.Logf("weaviate: cannot find the server process of %s: its peak RSS is not reported", s.URL)
 	}
 	return s, nil
 }
@@ -311,12 +308,12 @@ func (s *weaviateServer) stop() {
 	if !s.started {
 		return
 	}
-	logf("weaviate: %s stop", s.script)
+	benchkit.Logf("weaviate: %s stop", s.script)
 	cmd := exec.Command(s.script, "stop")
 	cmd.Env = append(os.Environ(), "CONVOSPHERE_SERVICES_DIR="+s.stateDir)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
-		logf("weaviate: stop: %v", err)
+		benchkit.Logf("weaviate: stop: %v", err)
 	}
 }
 
@@ -334,25 +331,7 @@ func (s *weaviateServer) peak() int64 {
 	if s.PID == 0 {
 		return 0
 	}
-	return procStatusBytes(s.PID, "VmHWM")
-}
-
-// procStatusBytes reads a "kB" field of /proc/PID/status.
-func procStatusBytes(pid int, field string) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				return 0
-			}
-			return kb << 10
-		}
-	}
-	return 0
+	return benchkit.ProcStatusBytes(s.PID, "VmHWM")
 }
 
 // listeningPID finds the process listening on the URL's port on this
@@ -404,22 +383,4 @@ func listeningPID(rawURL string) int {
 		}
 	}
 	return 0
-}
-
-// repoRoot is the directory of the module's go.mod, from the working directory up.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("cannot find the repository root (go.mod) above the working directory: run from the checkout")
-		}
-		dir = parent
-	}
 }

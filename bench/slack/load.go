@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"slices"
@@ -403,44 +402,6 @@ func shortError(err error) string {
 		s = s[:120]
 	}
 	return s
-}
-
-// Latency summarises measured latencies in milliseconds.
-type Latency struct {
-	Samples int     `json:"samples"`
-	Mean    float64 `json:"mean_ms"`
-	P50     float64 `json:"p50_ms"`
-	P99     float64 `json:"p99_ms"`
-	Max     float64 `json:"max_ms"`
-}
-
-// percentile is the nearest-rank percentile p (0 < p ≤ 100) of sorted
-// durations: the smallest sample that at least p% of the samples do not
-// exceed. Zero for no samples.
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
-	return sorted[min(max(rank, 1), len(sorted))-1]
-}
-
-// summarise describes sorted durations.
-func summarise(sorted []time.Duration) Latency {
-	l := Latency{Samples: len(sorted)}
-	if len(sorted) == 0 {
-		return l
-	}
-	var sum time.Duration
-	for _, d := range sorted {
-		sum += d
-	}
-	toMS := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	l.Mean = toMS(sum) / float64(len(sorted))
-	l.P50 = toMS(percentile(sorted, 50))
-	l.P99 = toMS(percentile(sorted, 99))
-	l.Max = toMS(sorted[len(sorted)-1])
-	return l
 }
 
 // rawClient sends requests one after another on one keep-alive

@@ -24,7 +24,7 @@
 // is written between its begin/end markers (appended when absent, replaced
 // when present; the rest of the file is kept). Without -database-url (or
 // $CONVOSPHERE_TEST_POSTGRES_URL) the postgres system runs
-// scripts/services.sh start and uses the PostgreSQL URL it prints. A Slack
+// scripts/services.sh postgres and uses the PostgreSQL URL it prints. A Slack
 // Web API stub served by the bench answers the bots' outbound calls. The
 // bench needs go, node and npm on the PATH.
 package main
@@ -40,6 +40,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/convosphere/convosphere/bench/internal/benchkit"
 )
 
 func main() {
@@ -131,7 +133,7 @@ func run() error {
 	fs.IntVar(&o.concurrency, "concurrency", 32, "concurrent clients, each on its own keep-alive connection")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "load before the measured window, left out of the results")
 	fs.StringVar(&o.out, "out", "", "Markdown file whose Slack section is written (e.g. docs/benchmarks.md); empty: print only")
-	fs.StringVar(&o.databaseURL, "database-url", os.Getenv("CONVOSPHERE_TEST_POSTGRES_URL"), "PostgreSQL for convosphere-postgres (a fresh database is created on it when allowed); empty: scripts/services.sh start")
+	fs.StringVar(&o.databaseURL, "database-url", os.Getenv("CONVOSPHERE_TEST_POSTGRES_URL"), "PostgreSQL for convosphere-postgres (a fresh database is created on it when allowed); empty: scripts/services.sh postgres")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
 	}
@@ -161,25 +163,25 @@ func run() error {
 
 // Run is everything one invocation measured, with where and how.
 type Run struct {
-	Date        time.Time `json:"date"`
-	Command     string    `json:"command"`
-	Machine     Machine   `json:"machine"`
-	Load        string    `json:"load,omitempty"` // 1-minute load average at the start
-	Go          string    `json:"go"`
-	Node        string    `json:"node,omitempty"`
-	Bolt        string    `json:"bolt,omitempty"`
-	PostgreSQL  string    `json:"postgresql,omitempty"`
-	Concurrency int       `json:"concurrency"`
-	Warmup      string    `json:"warmup"`
-	Duration    string    `json:"duration,omitempty"`
-	Requests    int       `json:"requests,omitempty"`
-	Results     []*Result `json:"results"`
-	Failures    []string  `json:"failures,omitempty"`
-	Notes       []string  `json:"notes,omitempty"`
+	Date        time.Time        `json:"date"`
+	Command     string           `json:"command"`
+	Machine     benchkit.Machine `json:"machine"`
+	Load        string           `json:"load,omitempty"` // 1-minute load average at the start
+	Go          string           `json:"go"`
+	Node        string           `json:"node,omitempty"`
+	Bolt        string           `json:"bolt,omitempty"`
+	PostgreSQL  string           `json:"postgresql,omitempty"`
+	Concurrency int              `json:"concurrency"`
+	Warmup      string           `json:"warmup"`
+	Duration    string           `json:"duration,omitempty"`
+	Requests    int              `json:"requests,omitempty"`
+	Results     []*Result        `json:"results"`
+	Failures    []string         `json:"failures,omitempty"`
+	Notes       []string         `json:"notes,omitempty"`
 }
 
 func parent(ctx context.Context, o options) error {
-	r := &Run{Date: time.Now().UTC(), Command: command(), Machine: readMachine(), Load: loadAverage(),
+	r := &Run{Date: time.Now().UTC(), Command: benchkit.Command("bench/slack", os.Args[1:]), Machine: benchkit.ReadMachine(), Load: benchkit.LoadAverage(),
 		Go: runtime.Version(), Concurrency: o.concurrency, Warmup: o.warmup.String()}
 	if o.requests > 0 {
 		r.Requests = o.requests
@@ -197,7 +199,7 @@ func parent(ctx context.Context, o options) error {
 		return err
 	}
 	defer stub.Close()
-	logf("Slack Web API stub at %s", stub.URL)
+	benchkit.Logf("Slack Web API stub at %s", stub.URL)
 
 	secret := newSecret()
 	env := &environment{tmp: tmp, stub: stub, secret: secret, run: r, opts: o}
@@ -215,7 +217,7 @@ func parent(ctx context.Context, o options) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			logf("%s failed: %v", name, err)
+			benchkit.Logf("%s failed: %v", name, err)
 			r.Failures = append(r.Failures, fmt.Sprintf("%s: %v", name, err))
 		}
 	}
@@ -225,30 +227,10 @@ func parent(ctx context.Context, o options) error {
 		if err := writeReport(o.out, r); err != nil {
 			return err
 		}
-		logf("wrote %s", o.out)
+		benchkit.Logf("wrote %s", o.out)
 	}
 	if len(r.Failures) > 0 {
 		return fmt.Errorf("%d of %d systems failed", len(r.Failures), len(o.systems))
 	}
 	return nil
-}
-
-// command is how this run was invoked, as a user would type it.
-func command() string {
-	args := []string{"go", "run", "./bench/slack"}
-	for _, a := range os.Args[1:] {
-		if strings.Contains(a, "database-url=") || strings.HasPrefix(a, "postgres") {
-			// Keep credentials out of the report.
-			a = redactURL(a)
-		}
-		if strings.ContainsAny(a, " \t'\"$&?*") {
-			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-		args = append(args, a)
-	}
-	return strings.Join(args, " ")
-}
-
-func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 }

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/convosphere/convosphere/bench/internal/benchkit"
 )
 
 // Slack's worked example in "Verifying requests from Slack"
@@ -37,37 +39,6 @@ func TestSignatureMatchesSlacksExample(t *testing.T) {
 	}
 	if got := s.sign("1531420619", []byte(body)); got == want {
 		t.Fatal("another timestamp gave the same signature")
-	}
-}
-
-func TestPercentile(t *testing.T) {
-	var ds []time.Duration
-	for i := 1; i <= 100; i++ {
-		ds = append(ds, time.Duration(i)*time.Millisecond)
-	}
-	for _, c := range []struct {
-		p    float64
-		want time.Duration
-	}{{50, 50 * time.Millisecond}, {99, 99 * time.Millisecond}, {100, 100 * time.Millisecond}, {0.5, time.Millisecond}, {99.5, 100 * time.Millisecond}} {
-		if got := percentile(ds, c.p); got != c.want {
-			t.Errorf("percentile(1..100 ms, %v) = %v, want %v", c.p, got, c.want)
-		}
-	}
-	if got := percentile(nil, 50); got != 0 {
-		t.Errorf("percentile(nil) = %v", got)
-	}
-	one := []time.Duration{7 * time.Millisecond}
-	if percentile(one, 50) != 7*time.Millisecond || percentile(one, 99) != 7*time.Millisecond {
-		t.Error("one sample is every percentile")
-	}
-	// Nearest rank: p99 of 10 samples is the largest.
-	ten := ds[:10]
-	if got := percentile(ten, 99); got != 10*time.Millisecond {
-		t.Errorf("p99 of 10 = %v", got)
-	}
-	l := summarise(ds)
-	if l.Samples != 100 || l.P50 != 50 || l.P99 != 99 || l.Max != 100 || l.Mean != 50.5 {
-		t.Errorf("summarise = %+v", l)
 	}
 }
 
@@ -111,34 +82,6 @@ func TestPayloadsAreDistinctAppMentions(t *testing.T) {
 	}
 }
 
-func TestReplaceSection(t *testing.T) {
-	other := "# Benchmarks\n\n<!-- bench/retrieval: begin x -->\n## Retrieval\nkept\n<!-- bench/retrieval: end -->\n"
-	doc, err := replaceSection(other, "## Slack\nfirst\n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := other + "\n" + sectionBegin + "\n## Slack\nfirst\n" + sectionEnd + "\n"
-	if doc != want {
-		t.Fatalf("appended:\n%q\nwant\n%q", doc, want)
-	}
-	doc += "\n## Later section\nalso kept\n"
-	doc, err = replaceSection(doc, "## Slack\nsecond\n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(doc, "first") || strings.Count(doc, sectionBegin) != 1 || strings.Count(doc, sectionEnd) != 1 ||
-		!strings.Contains(doc, "## Slack\nsecond\n"+sectionEnd) || !strings.HasPrefix(doc, other) ||
-		!strings.HasSuffix(doc, sectionEnd+"\n\n## Later section\nalso kept\n") {
-		t.Fatalf("replaced:\n%s", doc)
-	}
-	if _, err := replaceSection(sectionBegin+"\nno end\n", "x"); err == nil {
-		t.Fatal("a begin marker without an end marker was accepted")
-	}
-	if doc, _ := replaceSection("", "x\n"); !strings.HasPrefix(doc, "# Benchmarks\n") || !strings.Contains(doc, sectionBegin+"\nx\n"+sectionEnd) {
-		t.Fatalf("new document:\n%s", doc)
-	}
-}
-
 func TestWriteReport(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "benchmarks.md")
 	if err := os.WriteFile(path, []byte("# Benchmarks\n\n## Retrieval\n\nother benchmark\n"), 0o644); err != nil {
@@ -147,10 +90,10 @@ func TestWriteReport(t *testing.T) {
 	run := &Run{Date: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC), Command: "go run ./bench/slack -out docs/benchmarks.md",
 		Go: "go1.26.8", Node: "v20.20.2", Bolt: "5.1.0", Concurrency: 32, Warmup: "2s", Duration: "20s",
 		Results: []*Result{
-			{System: systemEmbedded, Requests: 200_000, RPS: 10_000, Latency: Latency{P50: 2, P99: 8, Max: 30}, PeakRSSBytes: 30 << 20,
+			{System: systemEmbedded, Requests: 200_000, RPS: 10_000, Latency: benchkit.Latency{P50: 2, P99: 8, Max: 30}, PeakRSSBytes: 30 << 20,
 				StubCalls: map[string]int{"chat.postMessage": 12}},
-			{System: systemPostgres, Requests: 60_000, RPS: 3_000, Latency: Latency{P50: 9, P99: 25, Max: 80}, PeakRSSBytes: 40 << 20},
-			{System: systemBolt, Requests: 40_000, RPS: 2_000, Latency: Latency{P50: 15, P99: 30, Max: 90}, PeakRSSBytes: 100 << 20},
+			{System: systemPostgres, Requests: 60_000, RPS: 3_000, Latency: benchkit.Latency{P50: 9, P99: 25, Max: 80}, PeakRSSBytes: 40 << 20},
+			{System: systemBolt, Requests: 40_000, RPS: 2_000, Latency: benchkit.Latency{P50: 15, P99: 30, Max: 90}, PeakRSSBytes: 100 << 20},
 		}}
 	if err := writeReport(path, run); err != nil {
 		t.Fatal(err)
@@ -171,7 +114,7 @@ func TestWriteReport(t *testing.T) {
 		"- Command: `go run ./bench/slack -out docs/benchmarks.md`",
 		"Node v20.20.2, @slack/bolt 5.1.0",
 		"2026-11-26T12:00:00Z",
-		dataPrefix + `{"date":"2026-11-26T12:00:00Z"`,
+		"<!-- bench/slack data " + `{"date":"2026-11-26T12:00:00Z"`,
 	} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("missing %q in:\n%s", want, doc)
@@ -247,36 +190,6 @@ func TestStubAnswers(t *testing.T) {
 	s.Reset()
 	if len(s.Calls()) != 0 {
 		t.Error("Reset kept calls")
-	}
-}
-
-func TestPostgresURLFromExports(t *testing.T) {
-	out := "export CONVOSPHERE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:25432/convosphere_test?sslmode=disable\n" +
-		"export CONVOSPHERE_TEST_WEAVIATE_URL=http://127.0.0.1:28080\n"
-	if got := postgresURLFromExports(out); got != "postgres://postgres@127.0.0.1:25432/convosphere_test?sslmode=disable" {
-		t.Errorf("got %q", got)
-	}
-	if got := postgresURLFromExports(`export CONVOSPHERE_TEST_PG_URL="postgresql://u:p@h/db"`); got != "postgresql://u:p@h/db" {
-		t.Errorf("quoted: got %q", got)
-	}
-	if got := postgresURLFromExports("export CONVOSPHERE_TEST_WEAVIATE_URL=http://x\n"); got != "" {
-		t.Errorf("no postgres: got %q", got)
-	}
-	if got := redactURL("-database-url=postgres://u:secret@h:5432/db"); strings.Contains(got, "secret") || !strings.Contains(got, "u:xxxxx@h:5432/db") {
-		t.Errorf("redactURL = %q", got)
-	}
-}
-
-func TestStatusField(t *testing.T) {
-	status := []byte("Name:\tnode\nVmPeak:\t  999 kB\nVmHWM:\t   51200 kB\nVmRSS:\t   40960 kB\n")
-	if got := statusField(status, "VmHWM"); got != 50<<20 {
-		t.Errorf("VmHWM = %d", got)
-	}
-	if got := statusField(status, "VmRSS"); got != 40<<20 {
-		t.Errorf("VmRSS = %d", got)
-	}
-	if got := statusField(status, "VmSwap"); got != 0 {
-		t.Errorf("VmSwap = %d", got)
 	}
 }
 
