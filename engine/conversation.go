@@ -50,7 +50,9 @@ type ConversationFilter struct {
 	ChannelID   string
 	Since       time.Time
 	Until       time.Time
-	Limit       int // default DefaultConversationLimit
+	Feedback    FeedbackFilter // by the ratings of its answers; "" matches all
+	Errors      bool           // only conversations with a trace that ended in one of ErrorOutcomes
+	Limit       int            // default DefaultConversationLimit
 	Offset      int
 }
 

@@ -135,7 +135,10 @@ type Session struct {
 	UserID    string    `json:"user_id"`
 	TokenHash string    `json:"-"`
 	CreatedAt time.Time `json:"created_at"`
-	ExpiresAt time.Time `json:"expires_at"`
+	ExpiresAt time.Time `json:"expires_at"` // absolute end
+	// LastSeenAt is when the session was last used (kept to the minute),
+	// for the idle timeout.
+	LastSeenAt time.Time `json:"last_seen_at"`
 }
 
 // APIToken authenticates API calls (Authorization: Bearer). Only the hash

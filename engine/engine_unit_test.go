@@ -270,16 +270,6 @@ func TestErrors(t *testing.T) {
 }
 
 func TestSecrets(t *testing.T) {
-	hash, err := HashPassword("correct horse battery")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !CheckPassword(hash, "correct horse battery") || CheckPassword(hash, "wrong password") || CheckPassword("garbage", "x") {
-		t.Error("CheckPassword gives wrong answers")
-	}
-	if _, err := HashPassword("short"); ErrorCode(err) != EINVALID {
-		t.Errorf("short password: %v", err)
-	}
 	tok, h := NewSecret("cs_")
 	if !strings.HasPrefix(tok, "cs_") || HashSecret(tok) != h || len(tok) < 40 {
 		t.Errorf("NewSecret: %q %q", tok, h)

@@ -59,6 +59,7 @@ func (s *Session) Normalize(now time.Time) error {
 	setID(&s.ID)
 	s.CreatedAt = StoredTime(now)
 	s.ExpiresAt = StoredTime(s.ExpiresAt)
+	s.LastSeenAt = s.CreatedAt
 	return nil
 }
 

@@ -116,9 +116,9 @@ func TestUserNormalize(t *testing.T) {
 func TestSessionNormalize(t *testing.T) {
 	tests := []normalizeTest[Session]{
 		{"new", Session{UserID: "u1", TokenHash: "h", ExpiresAt: earlier},
-			Session{UserID: "u1", TokenHash: "h", CreatedAt: storedNow, ExpiresAt: storedEarlier}, ""},
+			Session{UserID: "u1", TokenHash: "h", CreatedAt: storedNow, ExpiresAt: storedEarlier, LastSeenAt: storedNow}, ""},
 		{"preset id", Session{ID: "s1", UserID: "u1", TokenHash: "h", ExpiresAt: storedEarlier, CreatedAt: earlier},
-			Session{ID: "s1", UserID: "u1", TokenHash: "h", CreatedAt: storedNow, ExpiresAt: storedEarlier}, ""},
+			Session{ID: "s1", UserID: "u1", TokenHash: "h", CreatedAt: storedNow, ExpiresAt: storedEarlier, LastSeenAt: storedNow}, ""},
 		{"no user", Session{TokenHash: "h", ExpiresAt: earlier}, Session{}, EINVALID},
 		{"no token hash", Session{UserID: "u1", ExpiresAt: earlier}, Session{}, EINVALID},
 		{"no expiry", Session{UserID: "u1", TokenHash: "h"}, Session{}, EINVALID},

@@ -23,6 +23,11 @@ type UserStore interface {
 	SessionByTokenHash(ctx context.Context, hash string) (*Session, error) // ENOTFOUND when missing or expired
 	DeleteSession(ctx context.Context, id string) error
 	DeleteUserSessions(ctx context.Context, userID string) error
+	// TouchSession records that the session was used at at.
+	TouchSession(ctx context.Context, id string, at time.Time) error // ENOTFOUND when missing
+	// PurgeSessions deletes the sessions that expired, or were last used
+	// before idleSince, and reports how many.
+	PurgeSessions(ctx context.Context, idleSince time.Time) (int, error)
 
 	CreateAPIToken(ctx context.Context, t *APIToken) error
 	APITokenByHash(ctx context.Context, hash string) (*APIToken, error)
@@ -187,6 +192,9 @@ type ToolAuditStore interface {
 
 // Store is everything a ConvoSphere process keeps in its database.
 type Store interface {
+	AnalyticsStore
+	AuditStore
+	AccountStore
 	ApprovalStore
 	IdentityStore
 	ToolAuditStore
@@ -198,6 +206,7 @@ type Store interface {
 	UserStore
 	AssistantStore
 	ConversationStore
+	ConversationReportStore
 	TraceStore
 	FeedbackStore
 	KnowledgeStore

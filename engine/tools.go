@@ -73,6 +73,7 @@ type ToolCallRecord struct {
 type ToolCallFilter struct {
 	AssistantID string
 	Tool        string
+	TraceID     string
 	Limit       int // default 100
 }
 

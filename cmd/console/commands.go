@@ -18,6 +18,7 @@ import (
 	"github.com/convosphere/convosphere/cmd/internal/app"
 	"github.com/convosphere/convosphere/cmd/internal/config"
 	"github.com/convosphere/convosphere/console/web"
+	"github.com/convosphere/convosphere/console/web/password"
 	"github.com/convosphere/convosphere/engine"
 	"github.com/convosphere/convosphere/knowledge"
 )
@@ -91,15 +92,18 @@ func (c *cli) user(ctx context.Context, args []string) error {
 		if !engine.Role(*role).Valid() {
 			return fmt.Errorf("%w: --role %q is unknown: use admin, editor or viewer", errUsage, *role)
 		}
-		password := generatePassword()
+		pw := generatePassword()
 		if *fromStdin {
 			line, err := bufio.NewReader(c.stdin).ReadString('\n')
 			if err != nil && !errors.Is(err, io.EOF) {
 				return fmt.Errorf("read password: %w", err)
 			}
-			password = strings.TrimRight(line, "\r\n")
+			pw = strings.TrimRight(line, "\r\n")
+			if err := password.CheckNew(pw, *name); err != nil {
+				return fmt.Errorf("user create: %w", err)
+			}
 		}
-		hash, err := engine.HashPassword(password)
+		hash, err := password.Hash(pw)
 		if err != nil {
 			return err
 		}
@@ -110,7 +114,7 @@ func (c *cli) user(ctx context.Context, args []string) error {
 			}
 			fmt.Fprintf(c.stdout, "created user %s (%s)\n", u.Name, u.Role)
 			if !*fromStdin {
-				fmt.Fprintf(c.stdout, "password: %s\n", password)
+				fmt.Fprintf(c.stdout, "password: %s\n", pw)
 			}
 			return nil
 		})

@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/convosphere/convosphere/cmd/internal/config"
+	"github.com/convosphere/convosphere/console/web/password"
 	"github.com/convosphere/convosphere/engine"
 )
 
@@ -134,7 +135,7 @@ func decodeStrict[T any](tb testing.TB, resp *http.Response, status int) T {
 func mustUserToken(tb testing.TB, m *Main, name string, role engine.Role) string {
 	tb.Helper()
 	ctx := context.Background()
-	hash, err := engine.HashPassword("a-long-test-password")
+	hash, err := password.Hash("a-long-test-password")
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -11,11 +11,13 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/convosphere/convosphere/cmd/internal/app"
 	"github.com/convosphere/convosphere/cmd/internal/config"
 	"github.com/convosphere/convosphere/console/web"
+	"github.com/convosphere/convosphere/console/web/password"
 	"github.com/convosphere/convosphere/engine"
 	"github.com/convosphere/convosphere/knowledge"
 	"github.com/convosphere/convosphere/tools"
@@ -58,6 +60,8 @@ type Main struct {
 	ln     net.Listener
 	server *http.Server
 	served chan error
+	stop   chan struct{} // ends the background work (session purge)
+	done   sync.WaitGroup
 }
 
 // NewMain returns a console for cfg.
@@ -86,11 +90,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}
 	handler, err := web.New(web.Config{
-		MaxMessageBytes: cfg.Engine.MaxMessageBytes,
-		SessionTTL:      cfg.Console.SessionTTL,
-		SecureCookies:   cfg.Console.SecureCookies,
-		MaxUploadBytes:  cfg.Console.MaxUploadBytes,
-		Version:         version,
+		MaxMessageBytes:    cfg.Engine.MaxMessageBytes,
+		SessionTTL:         cfg.Console.SessionTTL,
+		SessionIdleTimeout: cfg.Console.SessionIdleTimeout,
+		ModelPrices:        modelPrices(cfg.Console.ModelPrices),
+		SecureCookies:      cfg.Console.SecureCookies,
+		MaxUploadBytes:     cfg.Console.MaxUploadBytes,
+		Version:            version,
 	}, web.Deps{
 		Store: m.App.Store, Chat: m.App.Engine, Ready: m.App.Ready, Logger: m.Logger,
 		Knowledge: knowledgeAPI{Service: m.App.Knowledge, store: m.App.Store},
@@ -112,6 +118,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.server.Serve(m.ln) }()
+	m.stop = make(chan struct{})
+	m.done.Go(func() { m.purgeSessions(handler) })
 
 	m.Logger.Info("console ready", "url", m.URL())
 	fmt.Fprintf(m.Stdout, "\n  ConvoSphere console: %s/playground\n", m.URL())
@@ -121,7 +129,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	case cfg.Demo.DocsDir != "" && cfg.Admin.Password != "":
 		// make run keeps the demo's admin password in the data directory and
 		// passes it on every start; show it when it is still the one in use.
-		if u, err := m.App.Store.UserByName(ctx, "admin"); err == nil && engine.CheckPassword(u.PasswordHash, cfg.Admin.Password) {
+		if u, err := m.App.Store.UserByName(ctx, "admin"); err == nil && password.Verify(u.PasswordHash, cfg.Admin.Password) {
 			fmt.Fprintf(m.Stdout, "  Sign in as: admin / %s\n", cfg.Admin.Password)
 		}
 	}
@@ -130,6 +138,41 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	fmt.Fprintln(m.Stdout)
 	return nil
+}
+
+// modelPrices converts the configured prices for the console.
+func modelPrices(in map[string]config.ModelPrice) map[string]web.ModelPrice {
+	out := make(map[string]web.ModelPrice, len(in))
+	for model, p := range in {
+		out[model] = web.ModelPrice{InputPerMillion: p.InputPerMillion, OutputPerMillion: p.OutputPerMillion}
+	}
+	return out
+}
+
+// sessionPurgeEvery is how often expired and idle sessions are deleted.
+const sessionPurgeEvery = 10 * time.Minute
+
+// purgeSessions deletes expired and idle sessions at start and then every
+// sessionPurgeEvery, until Close.
+func (m *Main) purgeSessions(h *web.Server) {
+	t := time.NewTicker(sessionPurgeEvery)
+	defer t.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		n, err := h.PurgeSessions(ctx)
+		cancel()
+		switch {
+		case err != nil:
+			m.Logger.Warn("purge sessions", "error", err)
+		case n > 0:
+			m.Logger.Info("purged expired and idle sessions", "sessions", n)
+		}
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // URL is the console's base URL.
@@ -157,6 +200,11 @@ func (m *Main) Wait(ctx context.Context) error {
 // included) finish for up to 10 seconds, and closes the store.
 func (m *Main) Close() error {
 	var errs []error
+	if m.stop != nil {
+		close(m.stop)
+		m.done.Wait()
+		m.stop = nil
+	}
 	if m.server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -207,7 +255,7 @@ func (k knowledgeAPI) DocumentChunks(ctx context.Context, documentID string) (*e
 // ensureAdmin creates user admin when the store has no users, with the
 // configured password or a generated one. It returns the password used and
 // whether the user was created.
-func ensureAdmin(ctx context.Context, users engine.UserStore, password string) (string, bool, error) {
+func ensureAdmin(ctx context.Context, users engine.UserStore, pw string) (string, bool, error) {
 	n, err := users.CountUsers(ctx)
 	if err != nil {
 		return "", false, fmt.Errorf("count users: %w", err)
@@ -215,10 +263,10 @@ func ensureAdmin(ctx context.Context, users engine.UserStore, password string) (
 	if n > 0 {
 		return "", false, nil
 	}
-	if password == "" {
-		password = generatePassword()
+	if pw == "" {
+		pw = generatePassword()
 	}
-	hash, err := engine.HashPassword(password)
+	hash, err := password.Hash(pw)
 	if err != nil {
 		return "", false, fmt.Errorf("admin.password: %w", err)
 	}
@@ -229,7 +277,7 @@ func ensureAdmin(ctx context.Context, users engine.UserStore, password string) (
 		}
 		return "", false, fmt.Errorf("create user admin: %w", err)
 	}
-	return password, true, nil
+	return pw, true, nil
 }
 
 // generatePassword returns a random password of 22 URL-safe characters.

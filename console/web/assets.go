@@ -23,7 +23,14 @@ var staticFS embed.FS
 
 // pageNames are the pages the console renders; each has templates/NAME.html
 // defining "content", rendered inside templates/layout.html.
-var pageNames = []string{"error", "login", "playground", "document", "tools"}
+var pageNames = []string{
+	"error", "login", "invite", "playground", "document", "tools",
+	"dashboard", "analytics",
+	"assistants", "assistant_form",
+	"knowledge", "knowledge_base", "knowledge_search", "knowledge_upload", "knowledge_delete",
+	"conversations", "conversation",
+	"users", "user", "settings", "audit",
+}
 
 // sharedTemplates are parsed into every page.
 var sharedTemplates = []string{"templates/layout.html", "templates/icons.html"}

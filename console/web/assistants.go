@@ -3,6 +3,8 @@ package web
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
@@ -147,6 +149,71 @@ func checkTools(a *engine.Assistant) error {
 	return nil
 }
 
+// Who may manage assistants: admins and editors create, edit and delete
+// them, but only admins may change an assistant's tools and tool policy
+// (what it may run, and without asking). Everyone signed in reads them.
+func mayManageAssistants(p *principal) bool {
+	return p != nil && (p.User.Role == engine.RoleAdmin || p.User.Role == engine.RoleEditor)
+}
+
+func mayEditTools(p *principal) bool {
+	return p != nil && p.User.Role == engine.RoleAdmin
+}
+
+// guardTools refuses a change to the tools or tool policy by anyone but an
+// admin; api says whether the request came through the JSON API (for the
+// advice). old is the stored assistant, nil when a is new. When the tools
+// and the policy each tool gets are unchanged, a keeps old's values as
+// stored (an editor's request cannot rewrite them, not even to an
+// equivalent form).
+func guardTools(p *principal, old, a *engine.Assistant, api bool) error {
+	if mayEditTools(p) {
+		return nil
+	}
+	if old == nil {
+		if len(a.Tools) == 0 && len(a.ToolPolicy) == 0 {
+			return nil
+		}
+		advice := "Create it without tools"
+		if api {
+			advice = `Leave "tools" and "tool_policy" out`
+		}
+		return engine.Errorf(engine.EFORBIDDEN, "Only admins may give an assistant tools or a tool policy; you are signed in as %s with the %s role. "+
+			"%s, and ask an admin to add them once the assistant exists.", p.User.Name, p.User.Role, advice)
+	}
+	if !sameTools(old, a) {
+		advice := "Save the other fields without touching the tools"
+		if api {
+			advice = fmt.Sprintf(`Send "tools" and "tool_policy" as they are (GET /api/v1/assistants/%s returns them)`, old.ID)
+		}
+		return engine.Errorf(engine.EFORBIDDEN, "Only admins may change an assistant's tools and tool policy; you are signed in as %s with the %s role. "+
+			"%s, and ask an admin for the change.", p.User.Name, p.User.Role, advice)
+	}
+	a.Tools, a.ToolPolicy = old.Tools, old.ToolPolicy
+	return nil
+}
+
+// sameTools reports whether two assistants may call the same tools, each
+// under the same policy (order and explicit "allow" entries aside).
+func sameTools(a, b *engine.Assistant) bool {
+	if len(a.Tools) != len(b.Tools) {
+		return false
+	}
+	for _, t := range a.Tools {
+		if !slices.Contains(b.Tools, t) || a.ToolModeFor(t) != b.ToolModeFor(t) {
+			return false
+		}
+	}
+	for _, t := range b.Tools {
+		if !slices.Contains(a.Tools, t) {
+			return false
+		}
+	}
+	// A policy entry for a tool outside the allowlist is refused by
+	// checkTools, so the allowlist's modes are the whole policy.
+	return true
+}
+
 // storeError keeps the store's coded errors (a taken name is a conflict,
 // a missing assistant not found) and makes the others "unavailable".
 func storeError(err error, format string, args ...any) error {
@@ -157,11 +224,15 @@ func storeError(err error, format string, args ...any) error {
 	return engine.WrapError(engine.EUNAVAILABLE, err, format, args...)
 }
 
-// createAssistant serves POST /api/v1/assistants (admins): 201 with the
-// assistant.
+// createAssistant serves POST /api/v1/assistants (admins and editors; only
+// admins may give it tools or a tool policy): 201 with the assistant.
 func (s *Server) createAssistant(c *gin.Context) {
 	var a engine.Assistant
 	if err := s.readAssistant(c, &a); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := guardTools(principalOf(c), nil, &a, true); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -187,7 +258,7 @@ func (s *Server) assistantByID(c *gin.Context) (*engine.Assistant, error) {
 	return a, nil
 }
 
-// getAssistant serves GET /api/v1/assistants/:id (admins): every field.
+// getAssistant serves GET /api/v1/assistants/:id: every field.
 func (s *Server) getAssistant(c *gin.Context) {
 	a, err := s.assistantByID(c)
 	if err != nil {
@@ -197,15 +268,22 @@ func (s *Server) getAssistant(c *gin.Context) {
 	s.writeJSON(c, http.StatusOK, detailOf(a))
 }
 
-// putAssistant serves PUT /api/v1/assistants/:id (admins): replaces the
-// editable fields.
+// putAssistant serves PUT /api/v1/assistants/:id (admins and editors):
+// replaces the editable fields. An editor must send "tools" and
+// "tool_policy" unchanged: only admins may change them.
 func (s *Server) putAssistant(c *gin.Context) {
 	a, err := s.assistantByID(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
+	old := *a
+	old.Tools, old.ToolPolicy = slices.Clone(a.Tools), maps.Clone(a.ToolPolicy)
 	if err := s.readAssistant(c, a); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := guardTools(principalOf(c), &old, a, true); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -218,7 +296,7 @@ func (s *Server) putAssistant(c *gin.Context) {
 	s.writeJSON(c, http.StatusOK, detailOf(a))
 }
 
-// deleteAssistant serves DELETE /api/v1/assistants/:id (admins): 204.
+// deleteAssistant serves DELETE /api/v1/assistants/:id (admins and editors): 204.
 func (s *Server) deleteAssistant(c *gin.Context) {
 	ctx := c.Request.Context()
 	err := s.deps.Store.DeleteAssistant(ctx, c.Param("id"))

@@ -179,33 +179,42 @@ func TestAssistantsValidation(t *testing.T) {
 	}
 }
 
+// TestAssistantsRBAC: everyone signed in reads assistants; admins and
+// editors manage them (editors without changing tools: see
+// TestAssistantEditorCannotChangeTools); viewers are refused.
 func TestAssistantsRBAC(t *testing.T) {
 	env := mustEnv(t, envOptions{})
 	a := env.MustAssistant("ops", true)
-	for _, role := range []engine.Role{engine.RoleEditor, engine.RoleViewer} {
-		c := env.MustToken(env.MustUser("u-"+string(role), role))
-		s := env.MustSession(c.user)
+	viewer := env.MustUser("vera", engine.RoleViewer)
+	for _, c := range []*client{env.MustToken(viewer), env.MustSession(viewer)} {
 		for _, tc := range []struct{ method, path, body string }{
 			{http.MethodPost, "/api/v1/assistants", `{"name":"new"}`},
-			{http.MethodGet, "/api/v1/assistants/" + a.ID, ""},
 			{http.MethodPut, "/api/v1/assistants/" + a.ID, `{"name":"ops","tools":["x"]}`},
 			{http.MethodDelete, "/api/v1/assistants/" + a.ID, ""},
 		} {
-			for _, who := range []*client{c, s} {
-				w := env.sendJSON(tc.method, tc.path, tc.body, who)
-				if code, msg := errorOf(t, w.Body.Bytes()); w.Code != http.StatusForbidden || code != engine.EFORBIDDEN || !strings.Contains(msg, "Managing assistants needs the admin role") {
-					t.Errorf("%s %s %s: %d %s", role, tc.method, tc.path, w.Code, w.Body)
-				}
+			w := env.sendJSON(tc.method, tc.path, tc.body, c)
+			if code, msg := errorOf(t, w.Body.Bytes()); w.Code != http.StatusForbidden || code != engine.EFORBIDDEN || !strings.Contains(msg, "Managing assistants needs the admin or editor role") {
+				t.Errorf("viewer %s %s: %d %s", tc.method, tc.path, w.Code, w.Body)
 			}
 		}
-		// Everyone may list them.
-		if w := env.get("/api/v1/assistants", c); w.Code != http.StatusOK {
-			t.Errorf("%s listing: %d", role, w.Code)
+		for _, path := range []string{"/api/v1/assistants", "/api/v1/assistants/" + a.ID} {
+			if w := env.get(path, c); w.Code != http.StatusOK {
+				t.Errorf("viewer GET %s: %d", path, w.Code)
+			}
 		}
 	}
 	all, _ := env.store.ListAssistants(context.Background())
 	if len(all) != 1 || len(all[0].Tools) != 0 {
 		t.Fatalf("a refused request changed the assistants: %+v", all)
+	}
+	editor := env.MustToken(env.MustUser("eddie", engine.RoleEditor))
+	w := env.sendJSON(http.MethodPost, "/api/v1/assistants", `{"name":"new","description":"by an editor"}`, editor)
+	created := mustAssistantOut(t, w, http.StatusCreated)
+	if w := env.sendJSON(http.MethodPut, "/api/v1/assistants/"+created.ID, `{"name":"new","system_prompt":"Edited."}`, editor); w.Code != http.StatusOK {
+		t.Fatalf("editor PUT: %d %s", w.Code, w.Body)
+	}
+	if w := env.sendJSON(http.MethodDelete, "/api/v1/assistants/"+created.ID, "", editor); w.Code != http.StatusNoContent {
+		t.Fatalf("editor DELETE: %d %s", w.Code, w.Body)
 	}
 	if w := env.sendJSON(http.MethodPost, "/api/v1/assistants", `{"name":"new"}`, nil); w.Code != http.StatusUnauthorized {
 		t.Fatalf("anonymous: %d", w.Code)

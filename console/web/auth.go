@@ -82,12 +82,45 @@ func (s *Server) sessionPrincipal(ctx context.Context, r *http.Request) (*princi
 		return nil, engine.WrapError(engine.EUNAVAILABLE, err, "Your session could not be checked; please try again in a minute.")
 	case !sess.ExpiresAt.After(s.now()):
 		return nil, errSignIn
+	case s.now().Sub(sess.LastSeenAt) > s.cfg.SessionIdleTimeout:
+		// Idle too long: the session ends here, whatever its absolute expiry.
+		if err := s.deps.Store.DeleteSession(ctx, sess.ID); err != nil && !engine.IsNotFound(err) {
+			s.log.WarnContext(ctx, "delete idle session", "error", err)
+		}
+		return nil, errIdle
 	}
 	user, err := s.activeUser(ctx, sess.UserID)
 	if err != nil {
 		return nil, err
 	}
+	s.touchSession(ctx, sess)
 	return &principal{User: user, Session: sess, csrf: csrfToken(ck.Value)}, nil
+}
+
+var errIdle = engine.Errorf(engine.EUNAUTHORIZED, "Sign in again: your session ended after a while without activity.")
+
+// sessionTouchEvery is how stale LastSeenAt may get before a request
+// records it again: one write a minute per session, not one per request.
+const sessionTouchEvery = time.Minute
+
+// touchSession records that sess is in use. A failure is logged: at worst
+// the session ends early.
+func (s *Server) touchSession(ctx context.Context, sess *engine.Session) {
+	now := s.now()
+	if now.Sub(sess.LastSeenAt) < sessionTouchEvery {
+		return
+	}
+	if err := s.deps.Store.TouchSession(ctx, sess.ID, now); err != nil {
+		s.log.WarnContext(ctx, "record session use", "error", err)
+		return
+	}
+	sess.LastSeenAt = engine.StoredTime(now)
+}
+
+// PurgeSessions deletes expired and idle sessions from the store; the
+// console runs it now and then (cmd/console).
+func (s *Server) PurgeSessions(ctx context.Context) (int, error) {
+	return s.deps.Store.PurgeSessions(ctx, s.now().Add(-s.cfg.SessionIdleTimeout))
 }
 
 // tokenPrincipal authenticates an API token.
@@ -286,5 +319,5 @@ func afterSignIn(next string) string {
 	if p, ok := localPath(next); ok {
 		return p
 	}
-	return "/playground"
+	return "/"
 }

@@ -55,6 +55,7 @@ func (s *Server) showDocument(c *gin.Context) {
 		title = doc.Source
 	}
 	v := s.newView(c, title)
+	v.Nav = "knowledge"
 	v.Page = page
 	s.render(c, http.StatusOK, "document", v)
 }

@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/net/html"
 
+	"github.com/convosphere/convosphere/console/web/password"
 	"github.com/convosphere/convosphere/engine"
 	"github.com/convosphere/convosphere/engine/enginetest"
 	"github.com/convosphere/convosphere/store/sqlite"
@@ -36,7 +37,7 @@ var (
 func mustPasswordHash(tb testing.TB) string {
 	tb.Helper()
 	passwordHashOnce.Do(func() {
-		h, err := engine.HashPassword(testPassword)
+		h, err := password.Hash(testPassword)
 		if err != nil {
 			tb.Fatalf("hash password: %v", err)
 		}

@@ -160,26 +160,54 @@ func (s *Server) createKnowledgeBase(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	kb := &engine.KnowledgeBase{Name: req.Name, Description: req.Description}
-	if err := kb.Validate(); err != nil {
+	kb, err := s.newKnowledgeBase(c.Request.Context(), req.Name, req.Description, principalOf(c).User)
+	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	if len(kb.Description) > maxDescriptionBytes || hasControl(kb.Description) {
-		s.fail(c, engine.Errorf(engine.EINVALID, "The description must be at most %d bytes with no control characters.", maxDescriptionBytes))
-		return
+	s.writeJSON(c, http.StatusCreated, knowledgeBaseOf(kb, nil, nil))
+}
+
+// reservedKnowledgeBaseNames cannot be given to a new knowledge base: the
+// console's pages use them (/knowledge/search is the search tester).
+var reservedKnowledgeBaseNames = []string{"search"}
+
+func checkReservedName(name string) error {
+	if slices.Contains(reservedKnowledgeBaseNames, name) {
+		return engine.Errorf(engine.EINVALID, "Knowledge base name %q is reserved by the console (its page would be /knowledge/%s): pick another name.", name, name)
 	}
-	err = s.deps.Store.CreateKnowledgeBase(c.Request.Context(), kb)
+	return nil
+}
+
+// checkDescription checks a knowledge base's description.
+func checkDescription(d string) error {
+	if len(d) > maxDescriptionBytes || hasControl(d) {
+		return engine.Errorf(engine.EINVALID, "The description must be at most %d bytes with no control characters.", maxDescriptionBytes)
+	}
+	return nil
+}
+
+// newKnowledgeBase checks and creates an empty knowledge base; by created it.
+func (s *Server) newKnowledgeBase(ctx context.Context, name, description string, by *engine.User) (*engine.KnowledgeBase, error) {
+	kb := &engine.KnowledgeBase{Name: name, Description: description}
+	if err := kb.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkReservedName(kb.Name); err != nil {
+		return nil, err
+	}
+	if err := checkDescription(kb.Description); err != nil {
+		return nil, err
+	}
+	err := s.deps.Store.CreateKnowledgeBase(ctx, kb)
 	switch {
 	case engine.ErrorCode(err) == engine.ECONFLICT:
-		s.fail(c, engine.Errorf(engine.ECONFLICT, "Knowledge base %q already exists: pick another name, or upload documents to it.", kb.Name))
-		return
+		return nil, engine.Errorf(engine.ECONFLICT, "Knowledge base %q already exists: pick another name, or upload documents to it.", kb.Name)
 	case err != nil:
-		s.fail(c, engine.WrapError(engine.EUNAVAILABLE, err, "The knowledge base could not be created; please try again in a minute."))
-		return
+		return nil, engine.WrapError(engine.EUNAVAILABLE, err, "The knowledge base could not be created; please try again in a minute.")
 	}
-	s.log.InfoContext(c.Request.Context(), "knowledge base created", "knowledge_base", kb.Name, "user_id", principalOf(c).User.ID)
-	s.writeJSON(c, http.StatusCreated, knowledgeBaseOf(kb, nil, nil))
+	s.log.InfoContext(ctx, "knowledge base created", "knowledge_base", kb.Name, "user_id", by.ID)
+	return kb, nil
 }
 
 // deleteKnowledgeBase answers DELETE /api/v1/knowledge-bases/{kb} with 204:
@@ -191,17 +219,25 @@ func (s *Server) deleteKnowledgeBase(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if _, err := s.knowledgeBase(ctx, name); err != nil {
+	if err := s.removeKnowledgeBase(ctx, svc, name, principalOf(c).User); err != nil {
 		s.fail(c, err)
 		return
 	}
-	if err := svc.DeleteKnowledgeBase(ctx, name); err != nil {
-		s.fail(c, err)
-		return
-	}
-	s.log.InfoContext(ctx, "knowledge base deleted", "knowledge_base", name, "user_id", principalOf(c).User.ID)
 	c.Header("Cache-Control", "no-store")
 	c.Status(http.StatusNoContent)
+}
+
+// removeKnowledgeBase deletes a knowledge base that exists, with its
+// documents and their chunks; by deleted it.
+func (s *Server) removeKnowledgeBase(ctx context.Context, svc Knowledge, name string, by *engine.User) error {
+	if _, err := s.knowledgeBase(ctx, name); err != nil {
+		return err
+	}
+	if err := svc.DeleteKnowledgeBase(ctx, name); err != nil {
+		return err
+	}
+	s.log.InfoContext(ctx, "knowledge base deleted", "knowledge_base", name, "user_id", by.ID)
+	return nil
 }
 
 // documentJSON is a document as the API lists it. Error is the reason a
@@ -256,30 +292,45 @@ func (s *Server) deleteDocument(c *gin.Context) {
 	if !ok {
 		return
 	}
-	id := c.Param("id")
-	notFound := engine.Errorf(engine.ENOTFOUND, "Knowledge base %q has no document %q: list its documents for their ids.", name, id)
-	doc, err := s.deps.Store.DocumentByID(ctx, id)
-	switch {
-	case engine.IsNotFound(err):
-		s.fail(c, notFound)
-		return
-	case err != nil:
-		s.fail(c, engine.WrapError(engine.EUNAVAILABLE, err, "The document could not be loaded; please try again in a minute."))
-		return
-	case doc.KnowledgeBase != name:
-		s.fail(c, notFound)
-		return
-	}
-	if err := svc.DeleteDocument(ctx, id); err != nil {
-		if engine.IsNotFound(err) {
-			err = notFound
-		}
+	if err := s.removeDocument(ctx, svc, name, c.Param("id"), principalOf(c).User); err != nil {
 		s.fail(c, err)
 		return
 	}
-	s.log.InfoContext(ctx, "document deleted", "knowledge_base", name, "document_id", id, "user_id", principalOf(c).User.ID)
 	c.Header("Cache-Control", "no-store")
 	c.Status(http.StatusNoContent)
+}
+
+// documentOf loads document id of knowledge base kb, with an ENOTFOUND
+// error when it is missing or belongs to another knowledge base.
+func (s *Server) documentOf(ctx context.Context, kb, id string) (*engine.Document, error) {
+	notFound := engine.Errorf(engine.ENOTFOUND, "Knowledge base %q has no document %q: list its documents for their ids.", kb, id)
+	doc, err := s.deps.Store.DocumentByID(ctx, id)
+	switch {
+	case engine.IsNotFound(err):
+		return nil, notFound
+	case err != nil:
+		return nil, engine.WrapError(engine.EUNAVAILABLE, err, "The document could not be loaded; please try again in a minute.")
+	case doc.KnowledgeBase != kb:
+		return nil, notFound
+	}
+	doc.Content = nil
+	return doc, nil
+}
+
+// removeDocument deletes document id of knowledge base kb and all its
+// chunks; by deleted it.
+func (s *Server) removeDocument(ctx context.Context, svc Knowledge, kb, id string, by *engine.User) error {
+	if _, err := s.documentOf(ctx, kb, id); err != nil {
+		return err
+	}
+	if err := svc.DeleteDocument(ctx, id); err != nil {
+		if engine.IsNotFound(err) {
+			err = engine.Errorf(engine.ENOTFOUND, "Knowledge base %q has no document %q: list its documents for their ids.", kb, id)
+		}
+		return err
+	}
+	s.log.InfoContext(ctx, "document deleted", "knowledge_base", kb, "document_id", id, "user_id", by.ID)
+	return nil
 }
 
 // readJSONBody reads a JSON request body of at most limit bytes and checks

@@ -7,6 +7,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -55,6 +56,11 @@ type uploadedFile struct {
 // acceptable. Re-uploading the same content reports "unchanged" and writes
 // nothing. The whole body is read before anything is stored, so a refused
 // request (413, 415, 400) changes nothing.
+//
+// A client that sends Accept: text/event-stream gets the results as they
+// happen instead: a "start" event, one "file" event per file as it is
+// indexed, then a "done" event with the whole answer and a summary (see
+// uploadStream).
 func (s *Server) uploadDocuments(c *gin.Context) {
 	ctx := c.Request.Context()
 	name, svc, ok := s.kbRequest(c)
@@ -64,7 +70,7 @@ func (s *Server) uploadDocuments(c *gin.Context) {
 	// Large uploads take a while to read and index: lift a server-wide
 	// write timeout for this response.
 	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
-	files, err := s.readUpload(c)
+	files, _, err := s.readUpload(c)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -74,39 +80,149 @@ func (s *Server) uploadDocuments(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	start := s.now()
-	resp := uploadResponse{KnowledgeBase: name, Created: created, Documents: make([]uploadResult, 0, len(files))}
-	counts := map[string]int{}
-	for _, f := range files {
-		if err := ctx.Err(); err != nil {
-			s.fail(c, engine.WrapError(engine.EUNAVAILABLE, err, "The upload was interrupted after %d of %d files; send the rest again.", len(resp.Documents), len(files)))
-			return
-		}
-		r := s.ingestUpload(ctx, svc, name, f)
-		counts[r.Status]++
-		resp.Documents = append(resp.Documents, r)
+	if acceptsEventStream(c.GetHeader("Accept")) {
+		s.uploadStream(c, svc, name, created, files)
+		return
 	}
-	s.log.InfoContext(ctx, "documents uploaded", "knowledge_base", name, "user_id", principalOf(c).User.ID,
-		"files", len(files), "indexed", counts[uploadIndexed], "unchanged", counts[uploadUnchanged],
-		"failed", counts[uploadFailed], "duration_ms", s.now().Sub(start).Milliseconds())
+	resp, err := s.ingestFiles(c, svc, name, created, files, nil)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	s.writeJSON(c, http.StatusOK, resp)
 }
 
+// ingestFiles ingests the files of an upload one after the other, calling
+// each (when not nil) with every file's result as soon as it is known, and
+// logs the outcome. It fails only when the request is cancelled; the
+// results so far come back all the same.
+func (s *Server) ingestFiles(c *gin.Context, svc Knowledge, kb string, created bool, files []uploadedFile,
+	each func(i int, r uploadResult)) (uploadResponse, error) {
+	ctx := c.Request.Context()
+	start := s.now()
+	resp := uploadResponse{KnowledgeBase: kb, Created: created, Documents: make([]uploadResult, 0, len(files))}
+	counts := uploadCounts{}
+	for i, f := range files {
+		if err := ctx.Err(); err != nil {
+			return resp, engine.WrapError(engine.EUNAVAILABLE, err, "The upload was interrupted after %d of %d files; send the rest again.", len(resp.Documents), len(files))
+		}
+		r := s.ingestUpload(ctx, svc, kb, f)
+		counts.add(r.Status)
+		resp.Documents = append(resp.Documents, r)
+		if each != nil {
+			each(i, r)
+		}
+	}
+	s.log.InfoContext(ctx, "documents uploaded", "knowledge_base", kb, "user_id", principalOf(c).User.ID,
+		"files", len(files), "indexed", counts.Indexed, "unchanged", counts.Unchanged,
+		"failed", counts.Failed, "duration_ms", s.now().Sub(start).Milliseconds())
+	return resp, nil
+}
+
+// uploadCounts count an upload's files by status.
+type uploadCounts struct {
+	Indexed   int `json:"indexed"`
+	Unchanged int `json:"unchanged"`
+	Failed    int `json:"failed"`
+}
+
+func (n *uploadCounts) add(status string) {
+	switch status {
+	case uploadIndexed:
+		n.Indexed++
+	case uploadUnchanged:
+		n.Unchanged++
+	case uploadFailed:
+		n.Failed++
+	}
+}
+
+// uploadStartEvent is the data of an upload stream's "start" event: the
+// files about to be indexed, in order.
+type uploadStartEvent struct {
+	KnowledgeBase string   `json:"knowledge_base"`
+	Created       bool     `json:"created"`
+	Files         []string `json:"files"`
+	Total         int      `json:"total"`
+}
+
+// uploadFileEvent is the data of a "file" event: one file's result, as in
+// the JSON answer, with its place in the upload (index from 0) and how
+// many files have been done.
+type uploadFileEvent struct {
+	Index int `json:"index"`
+	Done  int `json:"done"`
+	Total int `json:"total"`
+	uploadResult
+}
+
+// uploadDoneEvent is the data of the "done" event: the same object as the
+// JSON answer, plus the count of files by status.
+type uploadDoneEvent struct {
+	uploadResponse
+	Summary uploadCounts `json:"summary"`
+}
+
+// uploadStream answers an upload as server-sent events, once the body has
+// been read and the request accepted: "start", then one "file" event per
+// file as soon as it is indexed (or failed), then "done"; "error" instead
+// of "done" when the upload was interrupted. Comment lines keep the stream
+// open while a large file is indexed.
+func (s *Server) uploadStream(c *gin.Context, svc Knowledge, kb string, created bool, files []uploadedFile) {
+	h := c.Writer.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	c.Status(http.StatusOK)
+	c.Writer.Flush()
+
+	sse := &sseReplier{w: c.Writer, last: time.Now()}
+	names := make([]string, len(files))
+	for i, f := range files {
+		names[i] = f.name
+	}
+	_ = sse.send("start", uploadStartEvent{KnowledgeBase: kb, Created: created, Files: names, Total: len(files)})
+	stop := sse.keepAlive(s.cfg.SSEKeepAlive)
+	resp, err := s.ingestFiles(c, svc, kb, created, files, func(i int, r uploadResult) {
+		_ = sse.send("file", uploadFileEvent{Index: i, Done: i + 1, Total: len(files), uploadResult: r})
+	})
+	stop()
+	if err != nil {
+		_, detail := s.describe(c, err, "")
+		_ = sse.send("error", errorBody{Error: detail})
+	} else {
+		done := uploadDoneEvent{uploadResponse: resp}
+		for _, d := range resp.Documents {
+			done.Summary.add(d.Status)
+		}
+		_ = sse.send("done", done)
+	}
+	if werr := sse.writeErr(); werr != nil {
+		s.log.InfoContext(c.Request.Context(), "event stream closed early", "error", werr)
+	}
+}
+
+// maxUploadFieldBytes bounds a form field of an upload that is kept (the
+// console's form sends its CSRF token this way); longer fields are skipped.
+const maxUploadFieldBytes = 1 << 10
+
 // readUpload reads every part of a multipart/form-data body, keeping the
-// file parts (those with a filename parameter) and skipping other fields.
-func (s *Server) readUpload(c *gin.Context) ([]uploadedFile, error) {
+// file parts (those with a filename parameter) and the short form fields.
+// A part with an empty file name and no content is what a browser sends
+// for a file input left empty: it is skipped.
+func (s *Server) readUpload(c *gin.Context) ([]uploadedFile, url.Values, error) {
 	limit := s.cfg.MaxUploadBytes
 	tooLarge := engine.Errorf(engine.ETOOLARGE, "The upload is over the limit of %d bytes: send fewer or smaller files per request.", limit)
 	if c.Request.ContentLength > limit {
-		return nil, tooLarge
+		return nil, nil, tooLarge
 	}
 	mt, params, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	if err != nil || mt != "multipart/form-data" {
-		return nil, &engine.Error{Code: errUnsupportedMediaType,
+		return nil, nil, &engine.Error{Code: errUnsupportedMediaType,
 			Message: "Send the files as multipart/form-data with one part per file, for example: curl -F file=@guide.md URL."}
 	}
 	if params["boundary"] == "" {
-		return nil, engine.Errorf(engine.EINVALID, "The multipart/form-data Content-Type has no boundary parameter: let your HTTP client build the multipart body.")
+		return nil, nil, engine.Errorf(engine.EINVALID, "The multipart/form-data Content-Type has no boundary parameter: let your HTTP client build the multipart body.")
 	}
 	body := &readRecorder{r: http.MaxBytesReader(c.Writer, c.Request.Body, limit)}
 	readErr := func(err error) error {
@@ -118,34 +234,46 @@ func (s *Server) readUpload(c *gin.Context) ([]uploadedFile, error) {
 	}
 	mr := multipart.NewReader(body, params["boundary"])
 	var files []uploadedFile
+	fields, kept := url.Values{}, 0
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return nil, readErr(err)
+			return nil, nil, readErr(err)
 		}
 		name, isFile, nameErr := partFileName(part)
 		if !isFile {
+			value, err := io.ReadAll(io.LimitReader(part, maxUploadFieldBytes+1))
+			if err != nil {
+				return nil, nil, readErr(err)
+			}
 			if _, err := io.Copy(io.Discard, part); err != nil {
-				return nil, readErr(err)
+				return nil, nil, readErr(err)
+			}
+			if field := part.FormName(); field != "" && len(value) <= maxUploadFieldBytes && kept < 32 {
+				fields.Add(field, string(value))
+				kept++
 			}
 			continue
 		}
-		if len(files) == s.cfg.MaxUploadFiles {
-			return nil, engine.Errorf(engine.ETOOLARGE, "The upload has more than %d files: send them in several requests.", s.cfg.MaxUploadFiles)
-		}
 		content, err := io.ReadAll(part)
 		if err != nil {
-			return nil, readErr(err)
+			return nil, nil, readErr(err)
+		}
+		if name == "" && len(content) == 0 {
+			continue // a file input left empty
+		}
+		if len(files) == s.cfg.MaxUploadFiles {
+			return nil, nil, engine.Errorf(engine.ETOOLARGE, "The upload has more than %d files: send them in several requests.", s.cfg.MaxUploadFiles)
 		}
 		files = append(files, uploadedFile{name: name, content: content, err: nameErr})
 	}
 	if len(files) == 0 {
-		return nil, engine.Errorf(engine.EINVALID, "The upload has no files: send each file as a multipart part with a file name, for example: curl -F file=@guide.md URL.")
+		return nil, nil, engine.Errorf(engine.EINVALID, "The upload has no files: send each file as a multipart part with a file name, for example: curl -F file=@guide.md URL.")
 	}
-	return files, nil
+	return files, fields, nil
 }
 
 // readRecorder keeps the first error its reader returned other than EOF,
@@ -234,6 +362,9 @@ func (s *Server) ensureKnowledgeBase(ctx context.Context, name string) (bool, er
 		return false, nil
 	case !engine.IsNotFound(err):
 		return false, engine.WrapError(engine.EUNAVAILABLE, err, "The knowledge base could not be loaded; please try again in a minute.")
+	}
+	if err := checkReservedName(name); err != nil {
+		return false, err
 	}
 	kb := &engine.KnowledgeBase{Name: name}
 	err = s.deps.Store.CreateKnowledgeBase(ctx, kb)

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/convosphere/convosphere/console/web/password"
 	"github.com/convosphere/convosphere/engine"
 )
 
@@ -17,7 +19,7 @@ const maxFormBytes = 64 << 10
 
 // dummyPasswordHash is checked when no user has the name, so that an
 // unknown name takes as long to refuse as a wrong password.
-const dummyPasswordHash = "pbkdf2-sha256$600000$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+const dummyPasswordHash = "$argon2id$v=19$m=65536,t=3,p=2$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 
 // loginPage is the data of the sign-in page.
 type loginPage struct {
@@ -27,14 +29,15 @@ type loginPage struct {
 	Error string
 }
 
-// home sends signed-in users to the playground and others to sign in.
+// home shows signed-in users (any role) the dashboard and sends others to
+// sign in.
 func (s *Server) home(c *gin.Context) {
 	_, ok, err := s.optionalPrincipal(c)
 	switch {
 	case err != nil:
 		s.fail(c, err)
 	case ok:
-		redirect(c, http.StatusFound, "/playground")
+		s.showDashboard(c)
 	default:
 		redirect(c, http.StatusFound, "/login")
 	}
@@ -59,21 +62,29 @@ func (s *Server) submitLogin(c *gin.Context) {
 	ctx := c.Request.Context()
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxFormBytes)
 	if err := c.Request.ParseForm(); err != nil {
+		s.auditSignIn(c, auditLoginFailed, nil, "", http.StatusBadRequest, "the sign-in form could not be read")
 		s.renderLogin(c, http.StatusBadRequest, loginPage{Error: "The sign-in form could not be read; please try again."})
 		return
 	}
 	form := c.Request.PostForm
-	name := strings.TrimSpace(form.Get("name"))
-	password := form.Get("password")
+	// The field is "username" (the documented contract); "name" is what
+	// earlier versions of the form sent.
+	name := strings.TrimSpace(form.Get("username"))
+	if name == "" {
+		name = strings.TrimSpace(form.Get("name"))
+	}
+	pw := form.Get("password")
 	page := loginPage{Name: name, Next: form.Get("next")}
 
 	ck, err := c.Request.Cookie(s.cookies.loginCSRF)
 	if err != nil || !equalSecret(ck.Value, form.Get("csrf")) {
+		s.auditSignIn(c, auditLoginFailed, nil, name, http.StatusForbidden, "the sign-in form expired or came from another site")
 		page.Error = "The sign-in form has expired or came from another site. Please sign in again."
 		s.renderLogin(c, http.StatusForbidden, page)
 		return
 	}
-	if name == "" || password == "" {
+	if name == "" || pw == "" {
+		s.auditSignIn(c, auditLoginFailed, nil, name, http.StatusBadRequest, "name or password missing")
 		page.Error = "Enter your name and your password."
 		s.renderLogin(c, http.StatusBadRequest, page)
 		return
@@ -83,6 +94,7 @@ func (s *Server) submitLogin(c *gin.Context) {
 	if wait := s.throttle.wait(ip, name); wait > 0 {
 		s.log.WarnContext(ctx, "sign-in throttled", "client_ip", ip, "user_name", name)
 		minutes := int((wait + time.Minute - 1) / time.Minute)
+		s.auditSignIn(c, auditLoginFailed, nil, name, http.StatusTooManyRequests, "throttled after too many failures")
 		c.Header("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
 		page.Error = fmt.Sprintf("Too many failed sign-in attempts. Try again in %d minute%s.", minutes, plural(minutes))
 		s.renderLogin(c, http.StatusTooManyRequests, page)
@@ -95,11 +107,13 @@ func (s *Server) submitLogin(c *gin.Context) {
 	case err == nil:
 		hash = user.PasswordHash
 	case !engine.IsNotFound(err):
+		s.auditSignIn(c, auditLoginFailed, nil, name, http.StatusServiceUnavailable, "the accounts could not be read")
 		s.fail(c, engine.WrapError(engine.EUNAVAILABLE, err, "You could not be signed in because the accounts could not be read; please try again in a minute."))
 		return
 	}
 	// Always run the password check, whether or not the user exists.
-	if !engine.CheckPassword(hash, password) || user == nil || user.Disabled {
+	if ok := password.Verify(hash, pw); !ok || user == nil || user.Disabled {
+		s.auditSignIn(c, auditLoginFailed, nil, name, http.StatusUnauthorized, signInFailure(user, ok))
 		s.throttle.fail(ip, name)
 		s.log.InfoContext(ctx, "sign-in failed", "client_ip", ip, "user_name", name)
 		page.Error = "Invalid name or password."
@@ -107,10 +121,14 @@ func (s *Server) submitLogin(c *gin.Context) {
 		return
 	}
 	s.throttle.succeed(ip, name)
+	s.upgradeHash(ctx, user, pw)
 	if err := s.startSession(c, user); err != nil {
+		s.auditSignIn(c, auditLoginFailed, nil, name, http.StatusServiceUnavailable, "the session could not be saved")
 		s.fail(c, err)
 		return
 	}
+	s.auditSignIn(c, auditLogin, user, name, http.StatusSeeOther, "")
+	s.noteSignIn(ctx, user.ID) // users.go: the last sign-in the users page shows
 	s.clearCookie(c, s.cookies.loginCSRF)
 	s.log.InfoContext(ctx, "signed in", "user_id", user.ID, "client_ip", ip)
 	redirect(c, http.StatusSeeOther, afterSignIn(page.Next))
@@ -148,14 +166,17 @@ func (s *Server) logout(c *gin.Context) {
 	}
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxFormBytes)
 	if err := c.Request.ParseForm(); err != nil || !equalSecret(c.Request.PostForm.Get("csrf"), p.csrf) {
+		s.auditSignIn(c, auditLogout, p.User, "", http.StatusForbidden, "the sign-out form expired or came from another site")
 		s.fail(c, engine.Errorf(engine.EFORBIDDEN, "The sign-out form has expired: reload the page and sign out again."))
 		return
 	}
 	if err := s.deps.Store.DeleteSession(c.Request.Context(), p.Session.ID); err != nil && !engine.IsNotFound(err) {
+		s.auditSignIn(c, auditLogout, p.User, "", http.StatusServiceUnavailable, "the session could not be deleted")
 		s.fail(c, engine.WrapError(engine.EUNAVAILABLE, err, "You could not be signed out because the session could not be deleted; please try again in a minute."))
 		return
 	}
 	s.clearCookie(c, s.cookies.session)
+	s.auditSignIn(c, auditLogout, p.User, "", http.StatusSeeOther, "")
 	s.log.InfoContext(c.Request.Context(), "signed out", "user_id", p.User.ID)
 	redirect(c, http.StatusSeeOther, "/login")
 }
@@ -165,4 +186,23 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
+}
+
+// upgradeHash stores a new argon2id hash of a user's password after a
+// successful sign-in when the stored one is of an older scheme or weaker
+// parameters. A failure is logged: the sign-in goes on.
+func (s *Server) upgradeHash(ctx context.Context, user *engine.User, pw string) {
+	if !password.NeedsRehash(user.PasswordHash) {
+		return
+	}
+	hash, err := password.Hash(pw)
+	if err == nil {
+		user.PasswordHash = hash
+		err = s.deps.Store.UpdateUser(ctx, user)
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "password hash not upgraded", "user_id", user.ID, "error", err)
+		return
+	}
+	s.log.InfoContext(ctx, "password hash upgraded to argon2id", "user_id", user.ID)
 }

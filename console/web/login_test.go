@@ -2,6 +2,10 @@ package web
 
 import (
 	"context"
+	"crypto/pbkdf2"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -9,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/convosphere/convosphere/console/web/password"
 	"github.com/convosphere/convosphere/engine"
 )
 
@@ -39,7 +44,7 @@ func (e *testEnv) loginForm(next string) (*http.Cookie, string) {
 func (e *testEnv) login(name, password, next string) *httptest.ResponseRecorder {
 	e.tb.Helper()
 	ck, csrf := e.loginForm(next)
-	form := url.Values{"name": {name}, "password": {password}, "csrf": {csrf}}
+	form := url.Values{"username": {name}, "password": {password}, "csrf": {csrf}}
 	if next != "" {
 		form.Set("next", next)
 	}
@@ -91,12 +96,12 @@ func TestLogin(t *testing.T) {
 		wantTo     string // redirect target on success
 		wantError  string // message on the page otherwise
 	}{
-		{name: "success", user: "alice", password: testPassword, wantStatus: http.StatusSeeOther, wantTo: "/playground"},
-		{name: "name ignores case", user: "ALICE", password: testPassword, wantStatus: http.StatusSeeOther, wantTo: "/playground"},
+		{name: "success", user: "alice", password: testPassword, wantStatus: http.StatusSeeOther, wantTo: "/"},
+		{name: "name ignores case", user: "ALICE", password: testPassword, wantStatus: http.StatusSeeOther, wantTo: "/"},
 		{name: "back to next", user: "alice", password: testPassword, next: "/playground?x=1",
 			wantStatus: http.StatusSeeOther, wantTo: "/playground?x=1"},
 		{name: "foreign next ignored", user: "alice", password: testPassword, next: "//evil.example/x",
-			wantStatus: http.StatusSeeOther, wantTo: "/playground"},
+			wantStatus: http.StatusSeeOther, wantTo: "/"},
 		{name: "wrong password", user: "alice", password: "wrong password!", wantStatus: http.StatusUnauthorized,
 			wantError: "Invalid name or password."},
 		{name: "unknown user", user: "mallory", password: testPassword, wantStatus: http.StatusUnauthorized,
@@ -282,12 +287,12 @@ func TestRedirects(t *testing.T) {
 		to     string
 	}{
 		{"home signed out", "/", nil, http.StatusFound, "/login"},
-		{"home signed in", "/", alice, http.StatusFound, "/playground"},
+		{"home signed in: the dashboard", "/", alice, http.StatusOK, ""},
 		{"playground signed out", "/playground", nil, http.StatusFound, "/login?next=%2Fplayground"},
 		{"playground query kept", "/playground?a=b", nil, http.StatusFound, "/login?next=%2Fplayground%3Fa%3Db"},
-		{"login when signed in", "/login", alice, http.StatusFound, "/playground"},
+		{"login when signed in", "/login", alice, http.StatusFound, "/"},
 		{"login when signed in with next", "/login?next=%2Fplayground%3Fq%3D1", alice, http.StatusFound, "/playground?q=1"},
-		{"login when signed in, foreign next", "/login?next=https%3A%2F%2Fevil.example", alice, http.StatusFound, "/playground"},
+		{"login when signed in, foreign next", "/login?next=https%3A%2F%2Fevil.example", alice, http.StatusFound, "/"},
 		{"bad session cookie", "/playground", &client{session: &http.Cookie{Name: "cs_session", Value: "sess_forged"}},
 			http.StatusFound, "/login?next=%2Fplayground"},
 	}
@@ -411,18 +416,102 @@ func TestCrossOriginRefused(t *testing.T) {
 }
 
 // TestDummyPasswordHash checks that the hash checked for unknown names has
-// the shape of a real one, so refusing an unknown name costs a full PBKDF2
-// run like a wrong password does.
+// the shape and cost of a real one (argon2id with the same parameters), so
+// refusing an unknown name takes as long as a wrong password.
 func TestDummyPasswordHash(t *testing.T) {
 	real := strings.Split(mustPasswordHash(t), "$")
 	dummy := strings.Split(dummyPasswordHash, "$")
-	if len(real) != 4 || len(dummy) != 4 {
+	if len(real) != 6 || len(dummy) != 6 {
 		t.Fatalf("hash parts: real %d, dummy %d", len(real), len(dummy))
 	}
-	if dummy[0] != real[0] || dummy[1] != real[1] || len(dummy[2]) != len(real[2]) || len(dummy[3]) != len(real[3]) {
+	for i := range 4 {
+		if dummy[i] != real[i] {
+			t.Fatalf("dummy hash %q differs from %q in part %d", dummyPasswordHash, mustPasswordHash(t), i)
+		}
+	}
+	if len(dummy[4]) != len(real[4]) || len(dummy[5]) != len(real[5]) || password.NeedsRehash(dummyPasswordHash) {
 		t.Fatalf("dummy hash %q does not match the shape of %q", dummyPasswordHash, mustPasswordHash(t))
 	}
-	if engine.CheckPassword(dummyPasswordHash, testPassword) {
+	if password.Verify(dummyPasswordHash, testPassword) {
 		t.Fatal("the dummy hash accepts a password")
 	}
+}
+
+// TestLegacyHashUpgradedAtSignIn: a user whose password was stored by an
+// earlier version (PBKDF2-SHA256) signs in with it, and the stored hash
+// becomes argon2id; a failed attempt changes nothing.
+func TestLegacyHashUpgradedAtSignIn(t *testing.T) {
+	env := mustEnv(t, envOptions{})
+	salt := []byte("0123456789abcdef")
+	key, err := pbkdf2.Key(sha256.New, testPassword, salt, 1000, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := base64.RawStdEncoding
+	legacy := fmt.Sprintf("pbkdf2-sha256$1000$%s$%s", enc.EncodeToString(salt), enc.EncodeToString(key))
+	u := &engine.User{Name: "olduser", Role: engine.RoleViewer, PasswordHash: legacy}
+	if err := env.store.CreateUser(context.Background(), u); err != nil {
+		t.Fatal(err)
+	}
+	if w := env.login("olduser", "not the password", ""); w.Code != http.StatusUnauthorized {
+		t.Fatalf("wrong password: %d", w.Code)
+	}
+	if got, _ := env.store.UserByID(context.Background(), u.ID); got.PasswordHash != legacy {
+		t.Fatal("a failed sign-in changed the stored hash")
+	}
+	if w := env.login("olduser", testPassword, ""); w.Code != http.StatusSeeOther {
+		t.Fatalf("sign-in with a legacy hash: %d", w.Code)
+	}
+	got, err := env.store.UserByID(context.Background(), u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(got.PasswordHash, "$argon2id$") || password.NeedsRehash(got.PasswordHash) || !password.Verify(got.PasswordHash, testPassword) {
+		t.Errorf("stored hash after sign-in %q, want argon2id of the same password", got.PasswordHash)
+	}
+}
+
+// TestSessionIdleTimeout: a session in use stays (its last use is recorded
+// at most once a minute); one unused for longer than the idle timeout ends
+// at its next request and is deleted, whatever its absolute expiry.
+func TestSessionIdleTimeout(t *testing.T) {
+	env := mustEnv(t, envOptions{Config: Config{SessionTTL: 12 * time.Hour, SessionIdleTimeout: 30 * time.Minute}})
+	start := time.Now()
+	c := mustLongSession(t, env, env.MustUser("alice", engine.RoleViewer), start.Add(12*time.Hour))
+	steps := []struct {
+		after time.Duration
+		want  int
+	}{
+		{0, http.StatusOK},
+		{20 * time.Minute, http.StatusOK}, // used: the idle clock restarts
+		{45 * time.Minute, http.StatusOK}, // 25 minutes after the last use
+		{80 * time.Minute, http.StatusFound},
+		{81 * time.Minute, http.StatusFound}, // gone for good
+	}
+	for _, st := range steps {
+		env.srv.now = func() time.Time { return start.Add(st.after) }
+		if w := env.get("/playground", c); w.Code != st.want {
+			t.Fatalf("after %s: GET /playground = %d, want %d", st.after, w.Code, st.want)
+		}
+	}
+	if _, err := env.store.SessionByTokenHash(context.Background(), engine.HashSecret(c.session.Value)); !engine.IsNotFound(err) {
+		t.Errorf("the idle session is still stored: %v", err)
+	}
+	// The API says why, in words.
+	c2 := mustLongSession(t, env, env.MustUser("bob", engine.RoleViewer), start.Add(12*time.Hour))
+	env.srv.now = func() time.Time { return start.Add(3 * time.Hour) }
+	w := env.get("/api/v1/assistants", c2)
+	if _, msg := errorOf(t, w.Body.Bytes()); w.Code != http.StatusUnauthorized || !strings.Contains(msg, "without activity") {
+		t.Errorf("idle API request: %d %q", w.Code, msg)
+	}
+}
+
+// mustLongSession is MustSession with another absolute expiry.
+func mustLongSession(t *testing.T, env *testEnv, u *engine.User, expires time.Time) *client {
+	t.Helper()
+	secret, hash := engine.NewSecret("sess_")
+	if err := env.store.CreateSession(context.Background(), &engine.Session{UserID: u.ID, TokenHash: hash, ExpiresAt: expires}); err != nil {
+		t.Fatal(err)
+	}
+	return &client{user: u, session: &http.Cookie{Name: env.srv.cookies.session, Value: secret}, csrf: csrfToken(secret)}
 }

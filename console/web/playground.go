@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -15,7 +16,8 @@ type playgroundPage struct {
 	MaxMessageBytes int
 }
 
-// showPlayground shows the chat playground. The page talks to
+// showPlayground shows the chat playground; ?assistant=NAME preselects
+// that assistant. The page talks to
 // POST /api/v1/chat with the session cookie and the page's CSRF token.
 func (s *Server) showPlayground(c *gin.Context) {
 	all, err := s.deps.Store.ListAssistants(c.Request.Context())
@@ -24,8 +26,18 @@ func (s *Server) showPlayground(c *gin.Context) {
 		return
 	}
 	page := playgroundPage{Assistants: all, MaxMessageBytes: s.cfg.MaxMessageBytes}
+	// ?assistant=NAME (the Assistants page's "Try in Playground") picks
+	// that one; else the default.
+	if want := c.Query("assistant"); want != "" {
+		for _, a := range all {
+			if strings.EqualFold(a.Name, want) {
+				page.Selected = a.Name
+				break
+			}
+		}
+	}
 	for _, a := range all {
-		if a.IsDefault {
+		if page.Selected == "" && a.IsDefault {
 			page.Selected = a.Name
 			break
 		}

@@ -38,6 +38,7 @@ func (s *Server) routes() (*gin.Engine, error) {
 	r.GET("/login", s.showLogin)
 	r.POST("/login", s.submitLogin)
 	r.POST("/logout", s.logout)
+	s.invitationRoutes(r) // invitations.go: invitation links, no sign-in
 
 	// Pages for signed-in users.
 	pages := r.Group("/", s.requirePageUser)
@@ -49,9 +50,11 @@ func (s *Server) routes() (*gin.Engine, error) {
 	api := r.Group("/api/v1", s.requireAPIUser)
 	api.POST("/chat", s.chat)
 	api.GET("/assistants", s.listAssistants)
-	assistants := api.Group("/assistants", s.requireRole("Managing assistants", engine.RoleAdmin))
+	api.GET("/assistants/:id", s.getAssistant)
+	// Editors manage assistants too; only admins change tools and their
+	// policy (checked in the handlers).
+	assistants := api.Group("/assistants", s.requireRole("Managing assistants", engine.RoleAdmin, engine.RoleEditor))
 	assistants.POST("", s.createAssistant)
-	assistants.GET("/:id", s.getAssistant)
 	assistants.PUT("/:id", s.putAssistant)
 	assistants.DELETE("/:id", s.deleteAssistant)
 	api.GET("/platforms", s.listPlatforms)

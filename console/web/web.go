@@ -21,8 +21,14 @@ import (
 type Config struct {
 	// MaxMessageBytes limits a chat message; default engine.DefaultMaxMessageBytes.
 	MaxMessageBytes int
-	// SessionTTL is how long a sign-in lasts; default 12h.
+	// SessionTTL is how long a sign-in lasts at most (absolute timeout);
+	// default 12h.
 	SessionTTL time.Duration
+	// SessionIdleTimeout ends a session unused for this long; default 30m.
+	SessionIdleTimeout time.Duration
+	// ModelPrices price the tokens of each model for the analytics'
+	// estimated cost; a model without a price shows tokens only.
+	ModelPrices map[string]ModelPrice
 	// SecureCookies marks cookies Secure (and uses __Host- names); set it
 	// whenever the console is served over HTTPS.
 	SecureCookies bool
@@ -60,6 +66,9 @@ func (c *Config) setDefaults() {
 	if c.SessionTTL == 0 {
 		c.SessionTTL = 12 * time.Hour
 	}
+	if c.SessionIdleTimeout == 0 {
+		c.SessionIdleTimeout = 30 * time.Minute
+	}
 	if c.LoginMaxFailures == 0 {
 		c.LoginMaxFailures = 5
 	}
@@ -89,6 +98,8 @@ func (c Config) Validate() error {
 		return engine.Errorf(engine.EINVALID, "console: session TTL must not be negative")
 	case c.SessionTTL > 0 && c.SessionTTL < time.Minute:
 		return engine.Errorf(engine.EINVALID, "console: session TTL %s is too short: use at least one minute", c.SessionTTL)
+	case c.SessionIdleTimeout < 0 || (c.SessionIdleTimeout > 0 && c.SessionIdleTimeout < time.Minute):
+		return engine.Errorf(engine.EINVALID, "console: session idle timeout %s is too short: use at least one minute", c.SessionIdleTimeout)
 	case c.LoginMaxFailures < 0:
 		return engine.Errorf(engine.EINVALID, "console: login max failures must not be negative")
 	case c.LoginWindow < 0 || c.ReadyTimeout < 0 || c.SSEKeepAlive < 0:
@@ -96,7 +107,7 @@ func (c Config) Validate() error {
 	case c.MaxUploadBytes < 0 || c.MaxUploadFiles < 0:
 		return engine.Errorf(engine.EINVALID, "console: upload limits must not be negative")
 	}
-	return nil
+	return validModelPrices(c.ModelPrices)
 }
 
 // Chat answers a message, streaming the answer through r. *engine.Engine

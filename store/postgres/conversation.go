@@ -98,9 +98,13 @@ func (db *DB) ConversationByThread(ctx context.Context, platform engine.Platform
 
 // ListConversations returns the conversations matching every set field of
 // f, most recently updated first. Since and Until bound UpdatedAt
-// (Since <= UpdatedAt < Until).
+// (Since <= UpdatedAt < Until); Feedback and Errors look at the ratings
+// and outcomes of the conversation's traces (conversation_filter.go).
 func (db *DB) ListConversations(ctx context.Context, f engine.ConversationFilter) ([]*engine.Conversation, error) {
 	f.Normalize()
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
 	var (
 		where []string
 		args  []any
@@ -126,6 +130,10 @@ func (db *DB) ListConversations(ctx context.Context, f engine.ConversationFilter
 	}
 	if !f.Until.IsZero() {
 		add(`updated_at < ?`, f.Until)
+	}
+	for _, c := range conversationReportConditions(f) {
+		where = append(where, numberPlaceholders(c.cond, len(args)))
+		args = append(args, c.args...)
 	}
 	q := `SELECT ` + conversationColumns + ` FROM conversations`
 	if len(where) > 0 {

@@ -107,6 +107,10 @@ func (db *DB) ListToolCalls(ctx context.Context, f engine.ToolCallFilter) ([]*en
 		args = append(args, f.Tool)
 		q += fmt.Sprintf(` AND tool = $%d`, len(args))
 	}
+	if f.TraceID != "" {
+		args = append(args, f.TraceID)
+		q += fmt.Sprintf(` AND trace_id = $%d`, len(args))
+	}
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}

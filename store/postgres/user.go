@@ -116,8 +116,8 @@ func (db *DB) CreateSession(ctx context.Context, s *engine.Session) error {
 	if err := s.Normalize(now()); err != nil {
 		return err
 	}
-	_, err := db.pool.Exec(ctx, `INSERT INTO sessions (id, user_id, token_hash, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5)`, s.ID, s.UserID, s.TokenHash, s.CreatedAt, s.ExpiresAt)
+	_, err := db.pool.Exec(ctx, `INSERT INTO sessions (id, user_id, token_hash, created_at, expires_at, last_seen_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`, s.ID, s.UserID, s.TokenHash, s.CreatedAt, s.ExpiresAt, s.LastSeenAt)
 	switch {
 	case violates(err, codeForeignKeyViolation, ""):
 		return engine.WrapError(engine.ENOTFOUND, err, "User %q was not found.", s.UserID)
@@ -133,9 +133,9 @@ func (db *DB) CreateSession(ctx context.Context, s *engine.Session) error {
 // ENOTFOUND when it is missing or expired.
 func (db *DB) SessionByTokenHash(ctx context.Context, hash string) (*engine.Session, error) {
 	var s engine.Session
-	err := db.pool.QueryRow(ctx, `SELECT id, user_id, token_hash, created_at, expires_at
+	err := db.pool.QueryRow(ctx, `SELECT id, user_id, token_hash, created_at, expires_at, last_seen_at
 		FROM sessions WHERE token_hash = $1 AND expires_at > $2`, hash, now(),
-	).Scan(&s.ID, &s.UserID, &s.TokenHash, timeCol{&s.CreatedAt}, timeCol{&s.ExpiresAt})
+	).Scan(&s.ID, &s.UserID, &s.TokenHash, timeCol{&s.CreatedAt}, timeCol{&s.ExpiresAt}, timeCol{&s.LastSeenAt})
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil, engine.Errorf(engine.ENOTFOUND, "The session was not found or has expired: sign in again.")
@@ -143,6 +143,27 @@ func (db *DB) SessionByTokenHash(ctx context.Context, hash string) (*engine.Sess
 		return nil, fmt.Errorf("get session: %w", err)
 	}
 	return &s, nil
+}
+
+// TouchSession records that the session was used at at.
+func (db *DB) TouchSession(ctx context.Context, id string, at time.Time) error {
+	tag, err := db.pool.Exec(ctx, `UPDATE sessions SET last_seen_at = $1 WHERE id = $2`, engine.StoredTime(at), id)
+	if err != nil {
+		return fmt.Errorf("touch session: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return engine.Errorf(engine.ENOTFOUND, "Session %q was not found.", id)
+	}
+	return nil
+}
+
+// PurgeSessions deletes expired sessions and those idle since idleSince.
+func (db *DB) PurgeSessions(ctx context.Context, idleSince time.Time) (int, error) {
+	tag, err := db.pool.Exec(ctx, `DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at < $2`, now(), engine.StoredTime(idleSince))
+	if err != nil {
+		return 0, fmt.Errorf("purge sessions: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
 }
 
 // DeleteSession deletes the session with the id; ENOTFOUND when missing.

@@ -106,6 +106,10 @@ func (db *DB) ListToolCalls(ctx context.Context, f engine.ToolCallFilter) ([]*en
 		q += ` AND tool = ?`
 		args = append(args, f.Tool)
 	}
+	if f.TraceID != "" {
+		q += ` AND trace_id = ?`
+		args = append(args, f.TraceID)
+	}
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}

@@ -117,8 +117,8 @@ func (db *DB) CreateSession(ctx context.Context, s *engine.Session) error {
 	if err := s.Normalize(now()); err != nil {
 		return err
 	}
-	_, err := db.w.ExecContext(ctx, `INSERT INTO sessions (id, user_id, token_hash, created_at, expires_at)
-		VALUES (?, ?, ?, ?, ?)`, s.ID, s.UserID, s.TokenHash, encTime(s.CreatedAt), encTime(s.ExpiresAt))
+	_, err := db.w.ExecContext(ctx, `INSERT INTO sessions (id, user_id, token_hash, created_at, expires_at, last_seen_at)
+		VALUES (?, ?, ?, ?, ?, ?)`, s.ID, s.UserID, s.TokenHash, encTime(s.CreatedAt), encTime(s.ExpiresAt), encTime(s.LastSeenAt))
 	switch {
 	case violates(err, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY, ""):
 		return engine.WrapError(engine.ENOTFOUND, err, "User %q was not found.", s.UserID)
@@ -134,9 +134,9 @@ func (db *DB) CreateSession(ctx context.Context, s *engine.Session) error {
 // ENOTFOUND when it is missing or expired.
 func (db *DB) SessionByTokenHash(ctx context.Context, hash string) (*engine.Session, error) {
 	var s engine.Session
-	err := db.r.QueryRowContext(ctx, `SELECT id, user_id, token_hash, created_at, expires_at
+	err := db.r.QueryRowContext(ctx, `SELECT id, user_id, token_hash, created_at, expires_at, last_seen_at
 		FROM sessions WHERE token_hash = ? AND expires_at > ?`, hash, encTime(now()),
-	).Scan(&s.ID, &s.UserID, &s.TokenHash, timeCol{&s.CreatedAt}, timeCol{&s.ExpiresAt})
+	).Scan(&s.ID, &s.UserID, &s.TokenHash, timeCol{&s.CreatedAt}, timeCol{&s.ExpiresAt}, timeCol{&s.LastSeenAt})
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, engine.Errorf(engine.ENOTFOUND, "The session was not found or has expired: sign in again.")
@@ -144,6 +144,26 @@ func (db *DB) SessionByTokenHash(ctx context.Context, hash string) (*engine.Sess
 		return nil, fmt.Errorf("get session: %w", err)
 	}
 	return &s, nil
+}
+
+// TouchSession records that the session was used at at.
+func (db *DB) TouchSession(ctx context.Context, id string, at time.Time) error {
+	res, err := db.w.ExecContext(ctx, `UPDATE sessions SET last_seen_at = ? WHERE id = ?`, encTime(engine.StoredTime(at)), id)
+	if err != nil {
+		return fmt.Errorf("touch session: %w", err)
+	}
+	return affected(res, "Session", id)
+}
+
+// PurgeSessions deletes expired sessions and those idle since idleSince.
+func (db *DB) PurgeSessions(ctx context.Context, idleSince time.Time) (int, error) {
+	res, err := db.w.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at < ?`,
+		encTime(now()), encTime(engine.StoredTime(idleSince)))
+	if err != nil {
+		return 0, fmt.Errorf("purge sessions: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
 }
 
 // DeleteSession deletes the session with the id; ENOTFOUND when missing.

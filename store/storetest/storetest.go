@@ -26,6 +26,8 @@ func Run(t *testing.T, open func(tb testing.TB) engine.Store) {
 		fn   func(t *testing.T, s engine.Store)
 	}{
 		{"Ping", testPing},
+		{"Analytics", testAnalytics},
+		{"AnalyticsSQLText", testAnalyticsSQLText},
 		{"Users", testUsers},
 		{"UserErrors", testUserErrors},
 		{"Sessions", testSessions},
@@ -38,6 +40,10 @@ func Run(t *testing.T, open func(tb testing.TB) engine.Store) {
 		{"ConversationByThread", testConversationByThread},
 		{"ListConversations", testListConversations},
 		{"ListConversationsDefaultLimit", testListConversationsDefaultLimit},
+		{"ConversationFilters", testConversationFilters},
+		{"ConversationStats", testConversationStats},
+		{"ConversationFeedback", testConversationFeedback},
+		{"ToolCallsByTrace", testToolCallsByTrace},
 		{"Turns", testTurns},
 		{"Traces", testTraces},
 		{"Feedback", testFeedback},
@@ -59,17 +65,18 @@ func Run(t *testing.T, open func(tb testing.TB) engine.Store) {
 		{"ToolCallAudit", testToolCallAudit},
 		{"ToolPins", testToolPins},
 		{"ToolServers", testToolServers},
-		{"ModelProviders", testModelProviders},
-		{"ModelProviderValidation", testModelProviderValidation},
+		{"ModelProviders", testModelProviders}, {"ModelProviderValidation", testModelProviderValidation},
 		{"Approvals", testApprovals},
 		{"DecideApproval", testDecideApproval},
 		{"DecideApprovalConcurrently", testDecideApprovalConcurrently},
 		{"ListApprovals", testListApprovals},
 		{"ListApprovalsDefaultLimit", testListApprovalsDefaultLimit},
 		{"Identities", testIdentities},
+		{"Invitations", testInvitations}, {"SignIns", testSignIns},
 		{"AssistantToolPolicy", testAssistantToolPolicy},
 		{"ConcurrentWorkersKeepThreadOrder", testConcurrentWorkers},
 		{"Outbox", testOutbox},
+		{"Audit", testAudit}, {"AuditValidation", testAuditValidation}, {"ListAudit", testListAudit}, {"ListAuditDefaultLimit", testListAuditDefaultLimit},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -314,6 +321,30 @@ func testSessions(t *testing.T, s engine.Store) {
 	Must(t, err)
 	MustEqual(t, "other user's session", got.UserID, erin.ID)
 	Must(t, s.DeleteUserSessions(ctx, dana.ID)) // none left: not an error
+
+	// Idle sessions: touched ones stay, idle and expired ones are purged.
+	fresh := &engine.Session{UserID: erin.ID, TokenHash: "hash-fresh", ExpiresAt: time.Now().Add(time.Hour)}
+	idle := &engine.Session{UserID: erin.ID, TokenHash: "hash-idle", ExpiresAt: time.Now().Add(time.Hour)}
+	Must(t, s.CreateSession(ctx, fresh))
+	Must(t, s.CreateSession(ctx, idle))
+	MustEqual(t, "LastSeenAt of a new session", fresh.LastSeenAt, fresh.CreatedAt)
+	later := time.Now().Add(10 * time.Minute)
+	Must(t, s.TouchSession(ctx, fresh.ID, later))
+	got, err = s.SessionByTokenHash(ctx, "hash-fresh")
+	Must(t, err)
+	MustEqual(t, "LastSeenAt after TouchSession", got.LastSeenAt, engine.StoredTime(later))
+	MustCode(t, s.TouchSession(ctx, "no-such-session", later), engine.ENOTFOUND)
+	Must(t, s.CreateSession(ctx, &engine.Session{UserID: erin.ID, TokenHash: "hash-erin-expired", ExpiresAt: time.Now().Add(-time.Second)}))
+	n, err := s.PurgeSessions(ctx, time.Now().Add(-time.Hour))
+	Must(t, err)
+	MustEqual(t, "expired sessions purged", n, 1)
+	n, err = s.PurgeSessions(ctx, time.Now().Add(5*time.Minute))
+	Must(t, err)
+	MustEqual(t, "idle sessions purged (hash-idle and hash-u2)", n, 2)
+	_, err = s.SessionByTokenHash(ctx, "hash-idle")
+	MustCode(t, err, engine.ENOTFOUND)
+	_, err = s.SessionByTokenHash(ctx, "hash-fresh")
+	Must(t, err)
 }
 
 func testAPITokens(t *testing.T, s engine.Store) {

@@ -52,6 +52,12 @@ type Console struct {
 	Addr          string        `mapstructure:"addr" yaml:"addr"`
 	SecureCookies bool          `mapstructure:"secure_cookies" yaml:"secure_cookies"`
 	SessionTTL    time.Duration `mapstructure:"session_ttl" yaml:"session_ttl"`
+	// SessionIdleTimeout ends a console session unused for this long.
+	SessionIdleTimeout time.Duration `mapstructure:"session_idle_timeout" yaml:"session_idle_timeout"`
+	// ModelPrices price each model's tokens (in the YAML file: model name
+	// → input_per_million and output_per_million, in dollars) for the
+	// analytics' estimated cost.
+	ModelPrices map[string]ModelPrice `mapstructure:"model_prices" yaml:"model_prices"`
 	// MaxUploadBytes caps one knowledge upload request (all its files).
 	MaxUploadBytes int64 `mapstructure:"max_upload_bytes" yaml:"max_upload_bytes"`
 	// PublicURL is the address people reach the console at; chat answers
@@ -113,6 +119,12 @@ type Tools struct {
 	// the tool is off.
 	FetchAllowlist []string    `mapstructure:"fetch_allowlist" yaml:"fetch_allowlist"`
 	MCPServers     []MCPServer `mapstructure:"mcp_servers" yaml:"mcp_servers"`
+}
+
+// ModelPrice is what a model's tokens cost, per million.
+type ModelPrice struct {
+	InputPerMillion  float64 `mapstructure:"input_per_million" yaml:"input_per_million"`
+	OutputPerMillion float64 `mapstructure:"output_per_million" yaml:"output_per_million"`
 }
 
 // MCPServer is one MCP server: stdio (command, args, env) or http/sse
@@ -214,7 +226,7 @@ type Demo struct {
 func Default() Config {
 	return Config{
 		DataDir:  "./data",
-		Console:  Console{Addr: "127.0.0.1:8080", SessionTTL: 12 * time.Hour, MaxUploadBytes: 64 << 20},
+		Console:  Console{Addr: "127.0.0.1:8080", SessionTTL: 12 * time.Hour, SessionIdleTimeout: 30 * time.Minute, MaxUploadBytes: 64 << 20},
 		Bot:      Bot{Addr: "127.0.0.1:8081", Workers: 4},
 		LLM:      LLM{APIType: "openai", Timeout: 2 * time.Minute, MaxRetries: 3},
 		Weaviate: Weaviate{Collection: "ConvoSphereChunk"},
@@ -382,6 +394,14 @@ func (c *Config) Validate() error {
 	if c.Console.SessionTTL < time.Minute {
 		return &Error{"console.session_ttl", "is shorter than a minute", "use a duration such as 12h"}
 	}
+	for model, p := range c.Console.ModelPrices {
+		if p.InputPerMillion < 0 || p.OutputPerMillion < 0 {
+			return &Error{"console.model_prices", fmt.Sprintf("the price of %q is negative", model), "give input_per_million and output_per_million in dollars, e.g. 0.15 and 0.60"}
+		}
+	}
+	if c.Console.SessionIdleTimeout < time.Minute {
+		return &Error{"console.session_idle_timeout", "is shorter than a minute", "use a duration such as 30m"}
+	}
 	if err := c.Slack.validate(); err != nil {
 		return err
 	}
@@ -435,12 +455,18 @@ func mcpServersFromFile(file string, c *Config) error {
 		Tools struct {
 			MCPServers []MCPServer `yaml:"mcp_servers"`
 		} `yaml:"tools"`
+		Console struct {
+			ModelPrices map[string]ModelPrice `yaml:"model_prices"`
+		} `yaml:"console"`
 	}
 	if err := yaml.Unmarshal(raw, &f); err != nil {
 		return fmt.Errorf("read config file %s: %w (check that it is valid YAML)", file, err)
 	}
 	if f.Tools.MCPServers != nil {
 		c.Tools.MCPServers = f.Tools.MCPServers
+	}
+	if f.Console.ModelPrices != nil { // model names keep their case
+		c.Console.ModelPrices = f.Console.ModelPrices
 	}
 	return nil
 }

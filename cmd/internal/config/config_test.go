@@ -168,3 +168,22 @@ func TestMCPServersFromFile(t *testing.T) {
 		t.Errorf("redacted config:\n%s", out)
 	}
 }
+
+func TestModelPricesFromFile(t *testing.T) {
+	t.Setenv("CONVOSPHERE_CONFIG", "")
+	file := mustWriteFile(t, "console:\n  model_prices:\n    gpt-4o-mini: {input_per_million: 0.15, output_per_million: 0.6}\n    acme/Llama-3-70B: {input_per_million: 0.9, output_per_million: 0.9}\n")
+	c, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.Console.ModelPrices["gpt-4o-mini"]; p.InputPerMillion != 0.15 || p.OutputPerMillion != 0.6 {
+		t.Errorf("gpt-4o-mini price %+v", p)
+	}
+	if _, ok := c.Console.ModelPrices["acme/Llama-3-70B"]; !ok {
+		t.Errorf("the model name lost its case: %v", c.Console.ModelPrices)
+	}
+	bad := mustWriteFile(t, "console:\n  model_prices:\n    m: {input_per_million: -1}\n")
+	if _, err := Load(bad); err == nil || !strings.Contains(err.Error(), "console.model_prices") {
+		t.Errorf("a negative price: %v", err)
+	}
+}

@@ -103,3 +103,23 @@ func BenchmarkHash(b *testing.B) {
 		}
 	}
 }
+
+func TestCheckNew(t *testing.T) {
+	tests := []struct {
+		pw, user, want string // want: part of the error, "" for none
+	}{
+		{"a good long passphrase", "ada", ""},
+		{"short", "ada", "too short"},
+		{"aaaaaaaaaaaa", "ada", "5 different"},
+		{"password123", "ada", "most common"},
+		{"my name is ada lovelace", "ada", "user name"},
+		{"tab\there is bad", "ada", "control characters"},
+		{"\xff\xfe invalid bytes", "ada", "UTF-8"},
+	}
+	for _, tt := range tests {
+		err := CheckNew(tt.pw, tt.user)
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(engine.ErrorMessage(err), tt.want)) {
+			t.Errorf("CheckNew(%q) = %v, want %q", tt.pw, err, tt.want)
+		}
+	}
+}
