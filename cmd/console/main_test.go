@@ -399,3 +399,72 @@ func TestEndToEndModelProvider(t *testing.T) {
 		t.Fatalf("the provider got %d requests, want 1", n)
 	}
 }
+
+// TestModelProvidersAPI: an admin adds a provider through the console's
+// API with its key (sealed at rest, never shown), tests the connection
+// (the provider lists its models), changes it without repeating the key,
+// and an assistant using "<provider>/<model>" is answered by it at once.
+func TestModelProvidersAPI(t *testing.T) {
+	provider := openaitest.NewServer(t)
+	provider.RequireAPIKey("sk-api-provider")
+	provider.SetModels("m1", "m2")
+	m := MustRunMain(t, nil)
+	ctx := context.Background()
+	token := mustToken(t, m)
+	call := func(method, path, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, m.URL()+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	url := provider.BaseURL()
+	if code, body := call(http.MethodPost, "/api/v1/model-providers/acme/test", `{"base_url":"`+url+`","api_key":"sk-wrong"}`); code != http.StatusBadGateway {
+		t.Errorf("test with a wrong key: %d %s", code, body)
+	}
+	if code, body := call(http.MethodPost, "/api/v1/model-providers/acme/test", `{"base_url":"`+url+`","api_key":"sk-api-provider"}`); code != http.StatusOK || !strings.Contains(body, `"m2"`) {
+		t.Errorf("test: %d %s", code, body)
+	}
+	if code, body := call(http.MethodPut, "/api/v1/model-providers/acme", `{"base_url":"`+url+`","models":["m1"],"api_key":"sk-api-provider"}`); code != http.StatusOK || strings.Contains(body, "sk-api-provider") || !strings.Contains(body, `"has_api_key":true`) {
+		t.Fatalf("save: %d %s", code, body)
+	}
+	// Changed without the key: the stored one is kept.
+	if code, body := call(http.MethodPut, "/api/v1/model-providers/acme", `{"base_url":"`+url+`","models":["m1","m2"]}`); code != http.StatusOK || !strings.Contains(body, `"has_api_key":true`) {
+		t.Fatalf("update: %d %s", code, body)
+	}
+	stored, err := m.App.Store.ModelProviders(ctx)
+	if err != nil || len(stored) != 1 || len(stored[0].APIKeySealed) == 0 || strings.Contains(string(stored[0].APIKeySealed), "sk-api-provider") {
+		t.Fatalf("stored providers %+v, %v", stored, err)
+	}
+	if code, body := call(http.MethodPut, "/api/v1/model-providers/Bad%20Name", `{"models":["m1"]}`); code != http.StatusBadRequest || !strings.Contains(body, "invalid") {
+		t.Errorf("bad name: %d %s", code, body)
+	}
+	as, err := m.App.Store.AssistantByName(ctx, app.DemoAssistant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	as.Model = "acme/m2"
+	if err := m.App.Store.UpdateAssistant(ctx, as); err != nil {
+		t.Fatal(err)
+	}
+	provider.Script(openaitest.Reply{Chunks: []string{"From acme."}})
+	if c := decodeChat(t, postChat(t, m, token, "", `{"message": "Hello?"}`).Body); c.Answer != "From acme." {
+		t.Fatalf("answer %+v", c)
+	}
+	reqs := provider.Requests()
+	if last := reqs[len(reqs)-1]; last.Model != "m2" || last.Header.Get("Authorization") != "Bearer sk-api-provider" {
+		t.Errorf("the provider got model %q with %q", last.Model, last.Header.Get("Authorization"))
+	}
+	if code, _ := call(http.MethodDelete, "/api/v1/model-providers/acme", ""); code != http.StatusNoContent {
+		t.Errorf("delete: %d", code)
+	}
+	if code, _ := call(http.MethodDelete, "/api/v1/model-providers/acme", ""); code != http.StatusNotFound {
+		t.Errorf("delete again: %d", code)
+	}
+}

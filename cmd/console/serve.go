@@ -101,6 +101,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Store: m.App.Store, Chat: m.App.Engine, Ready: m.App.Ready, Logger: m.Logger,
 		Knowledge: knowledgeAPI{Service: m.App.Knowledge, store: m.App.Store},
 		Tools:     toolInventory{reg: m.App.Tools, store: m.App.Store},
+		Providers: providersAPI{app: m.App},
 		MCP: mcpserver.NewServer(mcpserver.Deps{Retriever: m.App.Knowledge, Assistants: m.App.Store,
 			KnowledgeBases: m.App.Store, Version: version}),
 	})
@@ -138,6 +139,71 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	fmt.Fprintln(m.Stdout)
 	return nil
+}
+
+// providersAPI serves the console's model providers from the store,
+// sealing API keys with the app's secret box; the model router picks up a
+// change at once in this process (other processes within seconds).
+type providersAPI struct{ app *app.App }
+
+func (p providersAPI) List(ctx context.Context) ([]*engine.ModelProvider, error) {
+	return p.app.Store.ModelProviders(ctx)
+}
+
+// stored returns the stored provider named name, or nil.
+func (p providersAPI) stored(ctx context.Context, name string) (*engine.ModelProvider, error) {
+	list, err := p.app.Store.ModelProviders(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range list {
+		if s.Name == name {
+			return s, nil
+		}
+	}
+	return nil, nil
+}
+
+func (p providersAPI) Save(ctx context.Context, mp *engine.ModelProvider, keepKey bool) error {
+	switch {
+	case mp.APIKey != "":
+		sealed, err := p.app.Secrets.Seal(mp.APIKey)
+		if err != nil {
+			return err
+		}
+		mp.APIKeySealed, mp.APIKey = sealed, ""
+	case keepKey:
+		old, err := p.stored(ctx, mp.Name)
+		if err != nil {
+			return engine.WrapError(engine.EUNAVAILABLE, err, "The model providers could not be read; please try again in a minute.")
+		}
+		if old != nil {
+			mp.APIKeySealed = old.APIKeySealed
+		}
+	}
+	if err := mp.Validate(); err != nil {
+		return err
+	}
+	if err := p.app.Store.SaveModelProvider(ctx, mp); err != nil {
+		return err
+	}
+	return p.app.ModelRouter.Refresh(ctx)
+}
+
+func (p providersAPI) Delete(ctx context.Context, name string) error {
+	if err := p.app.Store.DeleteModelProvider(ctx, name); err != nil {
+		return err
+	}
+	return p.app.ModelRouter.Refresh(ctx)
+}
+
+func (p providersAPI) Models(ctx context.Context, mp *engine.ModelProvider, apiKey string) ([]string, error) {
+	if apiKey != "" {
+		mp.APIKey = apiKey
+	} else if old, err := p.stored(ctx, mp.Name); err == nil && old != nil {
+		mp.APIKeySealed = old.APIKeySealed
+	}
+	return p.app.ModelRouter.ProviderModels(ctx, mp)
 }
 
 // modelPrices converts the configured prices for the console.

@@ -93,8 +93,11 @@ var auditRules = map[string]auditRule{
 	"POST /api/v1/invitations/:token":                             {Action: "invitation.accept", SecretParams: true},
 
 	// API tokens.
-	"POST /api/v1/tokens":       {Action: "token.create"},
-	"DELETE /api/v1/tokens/:id": {Action: "token.revoke"},
+	"POST /api/v1/tokens":                     {Action: "token.create"},
+	"DELETE /api/v1/tokens/:id":               {Action: "token.revoke"},
+	"PUT /api/v1/model-providers/:name":       {Action: "model_provider.save"},
+	"DELETE /api/v1/model-providers/:name":    {Action: "model_provider.delete"},
+	"POST /api/v1/model-providers/:name/test": {Action: "model_provider.test"},
 }
 
 // auditRuleFor returns the rule of a route; an unnamed state-changing

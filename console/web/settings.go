@@ -21,6 +21,7 @@ func (s *Server) settingsRoutes(pages, api *gin.RouterGroup) {
 	tokens.GET("", s.listTokens)
 	tokens.POST("", s.createToken)
 	tokens.DELETE("/:id", s.revokeToken)
+	s.providerRoutes(api)
 }
 
 // tokenJSON is an API token without its secret, which is shown once.
@@ -68,6 +69,8 @@ type settingsPage struct {
 	MyTokens       []tokenJSON
 	OtherTokens    []tokenJSON
 	TokensError    string
+	Providers      []providerJSON
+	ProvidersError string
 }
 
 // showSettings serves GET /settings (admins): the chat platforms'
@@ -94,6 +97,9 @@ func (s *Server) showSettings(c *gin.Context) {
 		} else {
 			page.OtherTokens = append(page.OtherTokens, t)
 		}
+	}
+	if page.Providers, err = s.providers(ctx); err != nil {
+		page.ProvidersError = engine.ErrorMessage(err)
 	}
 	v := s.newView(c, "Settings")
 	v.Nav = "settings"

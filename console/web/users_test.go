@@ -776,8 +776,9 @@ func TestUsersPages(t *testing.T) {
 }
 
 // mustOwnScripts checks that a page loads only the console's own scripts
-// (app.js and the page's) and has no inline script or style attribute.
-func mustOwnScripts(t *testing.T, body []byte, page string) {
+// (app.js and the page's, in order) and has no inline script or style
+// attribute.
+func mustOwnScripts(t *testing.T, body []byte, pages ...string) {
 	t.Helper()
 	doc := mustDoc(t, body)
 	var srcs []string
@@ -788,8 +789,12 @@ func mustOwnScripts(t *testing.T, body []byte, page string) {
 		}
 		srcs = append(srcs, src)
 	})
-	if len(srcs) != 2 || !strings.HasPrefix(srcs[1], "/static/"+page+"?v=") {
-		t.Errorf("scripts %v, want app.js and %s", srcs, page)
+	ok := len(srcs) == len(pages)+1
+	for i, page := range pages {
+		ok = ok && strings.HasPrefix(srcs[i+1], "/static/"+page+"?v=")
+	}
+	if !ok {
+		t.Errorf("scripts %v, want app.js and %v", srcs, pages)
 	}
 	if n := doc.Find("[style]").Length(); n != 0 {
 		t.Errorf("%d inline style attributes (the CSP forbids them)", n)
@@ -843,7 +848,11 @@ func TestUsersXSS(t *testing.T) {
 			t.Fatalf("%s: %d", path, w.Code)
 		}
 		checkNoPayload(t, path, w.Body.Bytes(), payloads)
-		mustOwnScripts(t, w.Body.Bytes(), map[bool]string{true: "settings.js", false: "users.js"}[path == "/settings"])
+		if path == "/settings" {
+			mustOwnScripts(t, w.Body.Bytes(), "settings.js", "providers.js")
+		} else {
+			mustOwnScripts(t, w.Body.Bytes(), "users.js")
+		}
 	}
 	w := env.get(inv.Invitation.Path, nil)
 	checkNoPayload(t, "invitation page", w.Body.Bytes(), payloads)

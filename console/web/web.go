@@ -167,6 +167,9 @@ type Deps struct {
 	// Knowledge serves the knowledge-base API; nil answers those routes
 	// with 503. Knowledge bases themselves are read from and created in Store.
 	Knowledge Knowledge
+	// Providers manages the language-model providers (settings page and
+	// API); nil answers those routes with 503.
+	Providers ModelProviders
 	// MCP serves the Model Context Protocol endpoint (/mcp, behind the
 	// API's bearer-token check); nil answers 404.
 	MCP http.Handler
