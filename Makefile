@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin
 
-.PHONY: run build test lint vet fmt bench bench-retrieval bench-console clean services-stop
+.PHONY: run build test lint vet fmt bench bench-retrieval bench-console screenshots clean services-stop
 
 ## run: build and start console and bot on the embedded default (no servers, no API keys)
 run: build
@@ -30,6 +30,10 @@ bench:
 bench-retrieval:
 	@scripts/install-deps.sh
 	@$(GO) run ./bench/retrieval -size 10k,1m -out docs/benchmarks.md
+
+## screenshots: every main console page in both themes, in headless Chromium, to docs/screenshots/
+screenshots:
+	@CONVOSPHERE_SCREENSHOTS=1 CONVOSPHERE_REQUIRE_SERVERS=1 $(GO) test -count=1 -run '^TestScreenshots$$' ./cmd/console/
 
 ## bench-console: console pages on 1M messages in PostgreSQL, written to docs/benchmarks.md
 bench-console:

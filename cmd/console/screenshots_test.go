@@ -34,7 +34,7 @@ var screenshotPages = []struct{ name, path, ready string }{
 // the admin of the demo set-up with a few conversations, in the light and
 // the dark theme: each page renders (its heading is visible, no error page,
 // the theme applied before the first paint). With CONVOSPHERE_SCREENSHOTS=1
-// (make screenshots) the pictures are written to docs/screenshots/, which
+// (make screenshots) the pictures (JPEG) are written to docs/screenshots/, which
 // the README shows; otherwise to a temporary directory.
 func TestScreenshots(t *testing.T) {
 	m := MustRunMain(t, nil)
@@ -89,7 +89,7 @@ func TestScreenshots(t *testing.T) {
 				if err != nil || len(png) < 1000 {
 					t.Fatalf("%s: screenshot of %d bytes: %v", path, len(png), err)
 				}
-				if err := os.WriteFile(filepath.Join(dir, p.name+"-"+theme+".png"), png, 0o644); err != nil {
+				if err := os.WriteFile(filepath.Join(dir, p.name+"-"+theme+".jpg"), png, 0o644); err != nil {
 					t.Fatal(err)
 				}
 			})
