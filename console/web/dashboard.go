@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -166,7 +167,7 @@ func (s *Server) showDashboard(c *gin.Context) {
 	r := s.analyticsToday()
 	page := dashboardPage{Day: r.From,
 		AnalyticsURL: "/analytics?" + url.Values{"days": {"7"}}.Encode()}
-	sum, err := s.trafficSummary(ctx, r)
+	sum, err := s.dashboardSummary(ctx, r)
 	if err != nil {
 		page.Error = engine.ErrorMessage(err)
 		sum = &engine.TrafficSummary{}
@@ -185,6 +186,37 @@ func (s *Server) trafficSummary(ctx context.Context, r engine.AnalyticsRange) (*
 	if err != nil {
 		return nil, s.analyticsError(ctx, "traffic summary", err)
 	}
+	return sum, nil
+}
+
+// dashboardCacheTTL is how long the dashboard's summary of today is reused:
+// a busy console (or a wall screen reloading it) reads the day's traffic
+// once per TTL instead of once per request.
+const dashboardCacheTTL = 5 * time.Second
+
+// dashboardCache keeps the last summary of a day. Concurrent requests wait
+// for one read rather than each reading.
+type dashboardCache struct {
+	mu  sync.Mutex
+	key string
+	at  time.Time
+	sum *engine.TrafficSummary
+}
+
+// dashboardSummary is trafficSummary for the dashboard, through its cache.
+func (s *Server) dashboardSummary(ctx context.Context, r engine.AnalyticsRange) (*engine.TrafficSummary, error) {
+	c := &s.dashboard
+	key := r.From.String() + "/" + r.To.String()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sum != nil && c.key == key && time.Since(c.at) < dashboardCacheTTL {
+		return c.sum, nil
+	}
+	sum, err := s.trafficSummary(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	c.key, c.at, c.sum = key, time.Now(), sum
 	return sum, nil
 }
 
@@ -261,7 +293,7 @@ type dashboardResponse struct {
 // in all and per platform (slack, discord, mattermost and console always).
 func (s *Server) getDashboard(c *gin.Context) {
 	r := s.analyticsToday()
-	sum, err := s.trafficSummary(c.Request.Context(), r)
+	sum, err := s.dashboardSummary(c.Request.Context(), r)
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -136,9 +136,10 @@ type Knowledge interface {
 	DocumentChunks(ctx context.Context, documentID string) (*engine.Document, []engine.Passage, error)
 }
 
-// ToolInventory lists the MCP servers' tools and enables (pins) or
-// disables them, for the tools page and API. cmd/console adapts
-// *tools.Registry to it (ToolInfo converts from tools.ToolStatus).
+// ToolInventory lists the MCP servers' tools, enables (pins) or disables
+// them and tests a server's connection, for the tools page and API.
+// cmd/console adapts *tools.Registry to it (ToolInfo converts from
+// tools.ToolStatus).
 type ToolInventory interface {
 	// Inventory lists the tools of every configured MCP server, by name,
 	// with their state. A server that cannot be reached leaves its tools
@@ -149,6 +150,14 @@ type ToolInventory interface {
 	Enable(ctx context.Context, name, by string) error
 	// Disable removes a tool's pin; ENOTFOUND when it was not enabled.
 	Disable(ctx context.Context, name string) error
+	// TestServer connects to an MCP server without saving it (the Tools
+	// page's "Test connection"), lists its tools with their full names and
+	// their state under the pins, and closes it, within ctx's deadline.
+	// EINVALID for settings that cannot work; any other error's message
+	// says in words why the server could not be reached (command not
+	// found, exit status and stderr, HTTP status, TLS, timeout), without
+	// secret values.
+	TestServer(ctx context.Context, s *engine.ToolServer) ([]ToolInfo, error)
 }
 
 // ToolInfo is an MCP tool as an admin sees it (the fields of
@@ -194,7 +203,9 @@ type Server struct {
 	throttle *throttle
 	cookies  cookieNames
 	origins  *http.CrossOriginProtection
-	now      func() time.Time
+	// dashboard keeps the dashboard's summary of today for a few seconds.
+	dashboard dashboardCache
+	now       func() time.Time
 }
 
 // New returns the console server, or an error naming the missing
