@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"os/exec"
 	"sort"
 	"strings"
@@ -317,11 +316,7 @@ func (r *Registry) refresh(ctx context.Context, name string) {
 func newClient(cfg ServerConfig) (*client.Client, error) {
 	switch cfg.Transport {
 	case TransportStdio:
-		env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-		for k, v := range cfg.Env {
-			env = append(env, k+"="+v)
-		}
-		sort.Strings(env)
+		env := stdioEnv(cfg)
 		cmdFunc := func(ctx context.Context, command string, _ []string, args []string) (*exec.Cmd, error) {
 			cmd := exec.CommandContext(ctx, command, args...)
 			cmd.Env = env // only what is configured: not ConvoSphere's secrets

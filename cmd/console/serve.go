@@ -49,6 +49,18 @@ func (t toolInventory) Disable(ctx context.Context, name string) error {
 	return t.store.DeleteToolPin(ctx, name)
 }
 
+// TestServer connects to a server that is not saved (the Tools page's
+// "Test connection") and lists its tools.
+func (t toolInventory) TestServer(ctx context.Context, s *engine.ToolServer) ([]web.ToolInfo, error) {
+	list, err := t.reg.TestServer(ctx, tools.ServerConfig{Name: s.Name, Transport: s.Transport, Command: s.Command,
+		Args: s.Args, Env: s.Env, URL: s.URL, Headers: s.Headers})
+	out := make([]web.ToolInfo, 0, len(list))
+	for _, s := range list {
+		out = append(out, web.ToolInfo(s))
+	}
+	return out, err
+}
+
 // Main is the console program: Run starts it, Close stops it. Tests run
 // the real wiring through it on 127.0.0.1:0 with a temporary data directory.
 type Main struct {

@@ -60,11 +60,12 @@ var auditRules = map[string]auditRule{
 	"DELETE /api/v1/assistants/:id": {Action: "assistant.delete"},
 
 	// Tools, MCP servers and approvals.
-	"POST /api/v1/tools/:name/enable":   {Action: "tool.enable"},
-	"POST /api/v1/tools/:name/disable":  {Action: "tool.disable"},
-	"PUT /api/v1/tool-servers/:name":    {Action: "tool_server.save"},
-	"DELETE /api/v1/tool-servers/:name": {Action: "tool_server.delete"},
-	"POST /api/v1/tool-approvals/:id":   {Action: "tool_approval.decide"},
+	"POST /api/v1/tools/:name/enable":      {Action: "tool.enable"},
+	"POST /api/v1/tools/:name/disable":     {Action: "tool.disable"},
+	"PUT /api/v1/tool-servers/:name":       {Action: "tool_server.save"},
+	"DELETE /api/v1/tool-servers/:name":    {Action: "tool_server.delete"},
+	"POST /api/v1/tool-servers/:name/test": {Action: "tool_server.test"},
+	"POST /api/v1/tool-approvals/:id":      {Action: "tool_approval.decide"},
 
 	// Knowledge.
 	"POST /api/v1/knowledge-bases":                     {Action: "knowledge_base.create"},

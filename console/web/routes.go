@@ -39,6 +39,7 @@ func (s *Server) routes() (*gin.Engine, error) {
 	r.POST("/login", s.submitLogin)
 	r.POST("/logout", s.logout)
 	s.invitationRoutes(r) // invitations.go: invitation links, no sign-in
+	s.openAPIRoutes(r)    // openapi.go: GET /api/v1/openapi.json, no sign-in
 
 	// Pages for signed-in users.
 	pages := r.Group("/", s.requirePageUser)
@@ -70,6 +71,7 @@ func (s *Server) routes() (*gin.Engine, error) {
 	servers.GET("", s.listToolServers)
 	servers.PUT("/:name", s.putToolServer)
 	servers.DELETE("/:name", s.deleteToolServer)
+	servers.POST("/:name/test", s.testToolServer)
 
 	// Knowledge bases: anyone signed in lists and searches them; admins
 	// and editors manage them.

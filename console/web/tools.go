@@ -3,10 +3,10 @@ package web
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -39,6 +39,13 @@ type toolServerRow struct {
 	Transport string
 	Target    string // the command and its arguments, or the URL without credentials
 	Secrets   []string
+	// What the edit form starts from: never a secret value.
+	Command    string
+	Args       string // one per line
+	EnvKeys    string // the environment variables' names, one per line
+	HeaderKeys string // the headers' names, one per line
+	URL        string // the URL, empty when it holds credentials or a query
+	URLHidden  bool   // it does: the form leaves it out, and blank keeps it
 }
 
 type toolRow struct {
@@ -113,19 +120,25 @@ func (s *Server) toolServerRows(ctx context.Context) ([]toolServerRow, string) {
 	}
 	rows := make([]toolServerRow, 0, len(list))
 	for _, t := range list {
-		row := toolServerRow{Name: t.Name, Transport: t.Transport}
+		row := toolServerRow{Name: t.Name, Transport: t.Transport, Command: t.Command, Args: strings.Join(t.Args, "\n")}
 		if t.Transport == "stdio" {
 			row.Target = strings.Join(append([]string{t.Command}, t.Args...), " ")
 		} else {
 			row.Target = redactURL(t.URL)
+			if row.Target == t.URL {
+				row.URL = t.URL
+			} else {
+				row.URLHidden = t.URL != ""
+			}
 		}
-		for k := range t.Env {
+		envKeys, headerKeys := slices.Sorted(maps.Keys(t.Env)), slices.Sorted(maps.Keys(t.Headers))
+		for _, k := range envKeys {
 			row.Secrets = append(row.Secrets, "env "+k)
 		}
-		for k := range t.Headers {
+		for _, k := range headerKeys {
 			row.Secrets = append(row.Secrets, "header "+k)
 		}
-		sort.Strings(row.Secrets)
+		row.EnvKeys, row.HeaderKeys = strings.Join(envKeys, "\n"), strings.Join(headerKeys, "\n")
 		rows = append(rows, row)
 	}
 	return rows, ""

@@ -23,6 +23,27 @@ type fakeInventory struct {
 	tools []ToolInfo
 	err   error // returned by Inventory with the tools
 	log   []string
+	// probe answers TestServer (nil: one tool, "<server>__ping"); tested
+	// records the servers it was asked to test.
+	probe  func(*engine.ToolServer) ([]ToolInfo, error)
+	tested []engine.ToolServer
+}
+
+func (f *fakeInventory) TestServer(_ context.Context, s *engine.ToolServer) ([]ToolInfo, error) {
+	f.mu.Lock()
+	f.tested = append(f.tested, *s)
+	probe := f.probe
+	f.mu.Unlock()
+	if probe != nil {
+		return probe(s)
+	}
+	return []ToolInfo{{Name: s.Name + "__ping", Description: "Answers pong.", State: "not enabled", Hash: "hp"}}, nil
+}
+
+func (f *fakeInventory) testedServers() []engine.ToolServer {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.tested)
 }
 
 func (f *fakeInventory) Inventory(context.Context) ([]ToolInfo, error) {
