@@ -24,13 +24,7 @@ import (
 // asks for one of its tools: the tool runs and its result reaches the
 // model, which answers.
 func TestToolCallEndToEnd(t *testing.T) {
-	everything := os.Getenv("CONVOSPHERE_TEST_MCP_EVERYTHING")
-	if everything == "" {
-		if os.Getenv("CONVOSPHERE_REQUIRE_SERVERS") != "" {
-			t.Fatal("CONVOSPHERE_TEST_MCP_EVERYTHING is not set: run scripts/services.sh start")
-		}
-		t.Skip("CONVOSPHERE_TEST_MCP_EVERYTHING is not set (scripts/mcp-servers.sh)")
-	}
+	everything := mustEverything(t)
 	llm := openaitest.NewServer(t)
 	m := MustRunMain(t, func(c *config.Config) {
 		c.LLM.BaseURL = llm.BaseURL()
@@ -85,13 +79,7 @@ func TestToolCallEndToEnd(t *testing.T) {
 // TestToolsCommand: `console tools list`, `enable` and `disable` over the
 // configured MCP servers.
 func TestToolsCommand(t *testing.T) {
-	everything := os.Getenv("CONVOSPHERE_TEST_MCP_EVERYTHING")
-	if everything == "" {
-		if os.Getenv("CONVOSPHERE_REQUIRE_SERVERS") != "" {
-			t.Fatal("CONVOSPHERE_TEST_MCP_EVERYTHING is not set: run scripts/services.sh start")
-		}
-		t.Skip("CONVOSPHERE_TEST_MCP_EVERYTHING is not set (scripts/mcp-servers.sh)")
-	}
+	everything := mustEverything(t)
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "convosphere.yaml")
 	yaml := "data_dir: " + dir + "\ntools:\n  mcp_servers:\n    - name: everything\n      transport: stdio\n      command: node\n      args: [\"" + everything + "\"]\n"
@@ -128,13 +116,7 @@ func TestToolsCommand(t *testing.T) {
 // reported to the model as declined when rejected; the denied tool is not
 // offered and refused when asked for anyway.
 func TestToolPolicyEndToEnd(t *testing.T) {
-	everything := os.Getenv("CONVOSPHERE_TEST_MCP_EVERYTHING")
-	if everything == "" {
-		if os.Getenv("CONVOSPHERE_REQUIRE_SERVERS") != "" {
-			t.Fatal("CONVOSPHERE_TEST_MCP_EVERYTHING is not set: run scripts/services.sh start")
-		}
-		t.Skip("CONVOSPHERE_TEST_MCP_EVERYTHING is not set (scripts/mcp-servers.sh)")
-	}
+	everything := mustEverything(t)
 	llm := openaitest.NewServer(t)
 	m := MustRunMain(t, func(c *config.Config) {
 		c.LLM.BaseURL = llm.BaseURL()
@@ -285,13 +267,7 @@ func lastMessage(llm *openaitest.Server) openaitest.Message {
 // the tool is disabled at once: not offered to the scripted model, its
 // call refused and audited; re-enabling it pins the new description.
 func TestRugPullEndToEnd(t *testing.T) {
-	everything := os.Getenv("CONVOSPHERE_TEST_MCP_EVERYTHING")
-	if everything == "" {
-		if os.Getenv("CONVOSPHERE_REQUIRE_SERVERS") != "" {
-			t.Fatal("CONVOSPHERE_TEST_MCP_EVERYTHING is not set: run scripts/services.sh start")
-		}
-		t.Skip("CONVOSPHERE_TEST_MCP_EVERYTHING is not set (scripts/mcp-servers.sh)")
-	}
+	everything := mustEverything(t)
 	nodeModules := everything[:strings.LastIndex(everything, "/node_modules/")+len("/node_modules")]
 	script, err := filepath.Abs(filepath.Join("testdata", "rugpull.cjs"))
 	if err != nil {
@@ -378,13 +354,7 @@ func TestRugPullEndToEnd(t *testing.T) {
 // user gets an answer; the crashed server is started again for later
 // calls. Both failures are in the audit.
 func TestToolFailuresEndToEnd(t *testing.T) {
-	everything := os.Getenv("CONVOSPHERE_TEST_MCP_EVERYTHING")
-	if everything == "" {
-		if os.Getenv("CONVOSPHERE_REQUIRE_SERVERS") != "" {
-			t.Fatal("CONVOSPHERE_TEST_MCP_EVERYTHING is not set: run scripts/services.sh start")
-		}
-		t.Skip("CONVOSPHERE_TEST_MCP_EVERYTHING is not set (scripts/mcp-servers.sh)")
-	}
+	everything := mustEverything(t)
 	marker := strconv.FormatInt(time.Now().UnixNano(), 36)
 	llm := openaitest.NewServer(t)
 	m := MustRunMain(t, func(c *config.Config) {
@@ -478,4 +448,19 @@ func pidWithMarker(t *testing.T, marker string) int {
 	}
 	t.Fatal("the MCP server's process was not found")
 	return 0
+}
+
+// mustEverything is the path of server-everything from npm
+// (scripts/mcp-servers.sh); the test is skipped without it, unless
+// CONVOSPHERE_REQUIRE_SERVERS makes it fail.
+func mustEverything(t *testing.T) string {
+	t.Helper()
+	everything := os.Getenv("CONVOSPHERE_TEST_MCP_EVERYTHING")
+	if everything == "" {
+		if os.Getenv("CONVOSPHERE_REQUIRE_SERVERS") != "" {
+			t.Fatal("CONVOSPHERE_TEST_MCP_EVERYTHING is not set: run scripts/services.sh start")
+		}
+		t.Skip("CONVOSPHERE_TEST_MCP_EVERYTHING is not set (scripts/mcp-servers.sh)")
+	}
+	return everything
 }

@@ -22,13 +22,7 @@ import (
 // seconds (its tools in GET /api/v1/tools), a tool enabled shows enabled
 // in the next test, and once deleted its tools and its process go.
 func TestToolServerEndToEnd(t *testing.T) {
-	everything := os.Getenv("CONVOSPHERE_TEST_MCP_EVERYTHING")
-	if everything == "" {
-		if os.Getenv("CONVOSPHERE_REQUIRE_SERVERS") != "" {
-			t.Fatal("CONVOSPHERE_TEST_MCP_EVERYTHING is not set: run scripts/services.sh start")
-		}
-		t.Skip("CONVOSPHERE_TEST_MCP_EVERYTHING is not set (scripts/mcp-servers.sh)")
-	}
+	everything := mustEverything(t)
 	m := MustRunMain(t, nil)
 	ctx := context.Background()
 	token := mustToken(t, m)
