@@ -9,8 +9,6 @@
   if (!form) {
     return;
   }
-  var csrfMeta = document.querySelector('meta[name="csrf-token"]');
-  var csrf = csrfMeta ? csrfMeta.getAttribute('content') : '';
   var status = document.getElementById('provider-status');
 
   function say(text, isError) {
@@ -18,22 +16,8 @@
     status.classList.toggle('notice-error', !!isError);
   }
 
-  async function call(method, url, body) {
-    var res = await fetch(url, {
-      method: method,
-      credentials: 'same-origin',
-      headers: { 'Content-Type': 'application/json', 'Accept': 'application/json', 'X-CSRF-Token': csrf },
-      body: body === undefined ? undefined : JSON.stringify(body)
-    });
-    var payload = {};
-    if (res.status !== 204) {
-      try { payload = await res.json(); } catch (e) { payload = {}; }
-    }
-    if (!res.ok) {
-      throw new Error((payload.error && payload.error.message) || ('The server answered with status ' + res.status + '.'));
-    }
-    return payload;
-  }
+  var call = window.ConvoSphere.api;
+
 
   function values() {
     var name = form.elements.name.value.trim();

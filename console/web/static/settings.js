@@ -9,8 +9,6 @@
   if (!page) {
     return;
   }
-  var csrfMeta = document.querySelector('meta[name="csrf-token"]');
-  var csrf = csrfMeta ? csrfMeta.getAttribute('content') : '';
   var errorBox = document.getElementById('settings-error');
 
   function showError(message) {
@@ -19,34 +17,8 @@
     errorBox.scrollIntoView({ block: 'nearest' });
   }
 
-  async function call(method, url, body) {
-    var res = await fetch(url, {
-      method: method,
-      credentials: 'same-origin',
-      headers: {
-        'Content-Type': 'application/json',
-        'Accept': 'application/json',
-        'X-CSRF-Token': csrf
-      },
-      body: body === undefined ? undefined : JSON.stringify(body)
-    });
-    var payload = {};
-    if (res.status !== 204) {
-      try {
-        payload = await res.json();
-      } catch (e) {
-        payload = {};
-      }
-    }
-    if (!res.ok) {
-      var message = (payload.error && payload.error.message) || ('The server answered with status ' + res.status + '.');
-      if (res.status === 401) {
-        message = 'Your session has expired: reload the page and sign in again.';
-      }
-      throw new Error(message);
-    }
-    return payload;
-  }
+  var call = window.ConvoSphere.api;
+
 
   // Create a token and show it once.
   var form = document.getElementById('token-form');
