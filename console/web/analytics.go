@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"errors"
 	"fmt"
+	"html/template"
 	"math"
 	"net/http"
 	"net/url"
@@ -311,6 +313,14 @@ type analyticsData struct {
 	Feedback   []engine.DailyFeedback
 	Usage      map[engine.UsageDimension][]analyticsUsageRow
 	Unanswered []engine.UnansweredQuestion
+
+	// section is the page's part drawn from this data, rendered by the
+	// first request that shows it (analyticsSection).
+	section struct {
+		once sync.Once
+		html template.HTML
+		err  error
+	}
 }
 
 // analyticsDimensions are the token usage tables, in page order.
@@ -568,6 +578,10 @@ type analyticsPage struct {
 	Usage         []analyticsUsageSection
 	PricesSet     bool
 	Unanswered    []analyticsQuestionRow
+
+	// Data is the part drawn from the data, rendered from the template
+	// analytics-data with the page filled in (analyticsSection).
+	Data template.HTML
 }
 
 type analyticsMessagesTable struct {
@@ -575,22 +589,27 @@ type analyticsMessagesTable struct {
 	Rows      []analyticsMessagesDay
 }
 
+// The rows of the daily data tables (one per day of the range, up to a
+// year) hold the day written out: html/template reads a plain field much
+// faster than it calls time.Time.Format.
+
 type analyticsMessagesDay struct {
-	Day    time.Time
-	Counts []int64
-	Total  int64
+	DayISO   string // 2006-01-02, for <time datetime>
+	DayLabel string // Mon 2 Jan
+	Counts   []int64
+	Total    int64
 }
 
 type analyticsLatencyRow struct {
-	Day      time.Time
-	Messages int64
-	P50, P95 string // "—" without turns
+	DayISO, DayLabel string
+	Messages         int64
+	P50, P95         string // "—" without turns
 }
 
 type analyticsFeedbackRow struct {
-	Day      time.Time
-	Up, Down int64
-	Ratio    string // helpful share, "—" without ratings
+	DayISO, DayLabel string
+	Up, Down         int64
+	Ratio            string // helpful share, "—" without ratings
 }
 
 type analyticsUsageSection struct {
@@ -619,13 +638,36 @@ func (s *Server) showAnalytics(c *gin.Context, load analyticsLoader) {
 		status = http.StatusBadRequest
 	} else if data, err := load(ctx, q); err != nil {
 		page.Error = engine.ErrorMessage(err)
+	} else if page.Data, err = s.analyticsSection(data); err != nil {
+		s.fail(c, fmt.Errorf("render the analytics of %s to %s: %w", q.First.Format(time.DateOnly), q.Last.Format(time.DateOnly), err))
+		return
 	} else {
-		page.fill(data)
+		page.Loaded, page.First, page.Last = true, q.First, q.Last
 	}
 	v := s.newView(c, "Analytics")
 	v.Nav = "analytics"
 	v.Page = page
 	s.render(c, status, "analytics", v)
+}
+
+// analyticsSection returns the part of the analytics page drawn from d:
+// its charts and tables, which depend on the data and its range only. It
+// is rendered once per read of the data and kept with it, for as long as
+// the analytics cache keeps the data, so that a page reloaded (or shown
+// to many) within that time is not drawn again: the 90 days of a busy
+// deployment are hundreds of marks and table rows.
+func (s *Server) analyticsSection(d *analyticsData) (template.HTML, error) {
+	d.section.once.Do(func() {
+		var p analyticsPage
+		p.fill(d)
+		var buf bytes.Buffer
+		if t, ok := s.pages["analytics"]; !ok {
+			d.section.err = errors.New("no analytics page")
+		} else if d.section.err = t.ExecuteTemplate(&buf, "analytics-data", p); d.section.err == nil {
+			d.section.html = template.HTML(buf.String()) // the template escaped it
+		}
+	})
+	return d.section.html, d.section.err
 }
 
 // fill lays the data out for the page.
@@ -640,9 +682,11 @@ func (p *analyticsPage) fill(d *analyticsData) {
 		p.CSV[name] = "/analytics.csv?" + v.Encode()
 	}
 	labels := make([]string, len(d.Days))
-	index := map[time.Time]int{}
+	isos, dayLabels := make([]string, len(d.Days)), make([]string, len(d.Days))
+	index := make(map[time.Time]int, len(d.Days))
 	for i, day := range d.Days {
 		labels[i] = day.Format("Jan 2")
+		isos[i], dayLabels[i] = day.Format(time.DateOnly), day.Format("Mon 2 Jan")
 		index[day] = i
 	}
 	span := q.First.Format("2 Jan 2006") + " to " + q.Last.Format("2 Jan 2006")
@@ -661,8 +705,9 @@ func (p *analyticsPage) fill(d *analyticsData) {
 		}
 		p.Messages.Series = append(p.Messages.Series, chartSeries{Name: label, Class: class, Values: values})
 	}
-	for i, day := range d.Days {
-		row := analyticsMessagesDay{Day: day, Counts: make([]int64, len(platforms))}
+	p.MessagesTable.Rows = make([]analyticsMessagesDay, 0, len(d.Days))
+	for i := range d.Days {
+		row := analyticsMessagesDay{DayISO: isos[i], DayLabel: dayLabels[i], Counts: make([]int64, len(platforms))}
 		for j := range platforms {
 			row.Counts[j] = counts[j][i]
 			row.Total += counts[j][i]
@@ -673,8 +718,8 @@ func (p *analyticsPage) fill(d *analyticsData) {
 	// Latency per day.
 	p50, p95 := chartNaNs(len(d.Days)), chartNaNs(len(d.Days))
 	p.LatencyRows = make([]analyticsLatencyRow, len(d.Days))
-	for i, day := range d.Days {
-		p.LatencyRows[i] = analyticsLatencyRow{Day: day, P50: "—", P95: "—"}
+	for i := range d.Days {
+		p.LatencyRows[i] = analyticsLatencyRow{DayISO: isos[i], DayLabel: dayLabels[i], P50: "—", P95: "—"}
 	}
 	for _, l := range d.Latency {
 		i, ok := index[l.Day]
@@ -682,7 +727,8 @@ func (p *analyticsPage) fill(d *analyticsData) {
 			continue
 		}
 		p50[i], p95[i] = analyticsMS(l.P50), analyticsMS(l.P95)
-		p.LatencyRows[i] = analyticsLatencyRow{Day: l.Day, Messages: l.Messages, P50: analyticsDuration(l.P50), P95: analyticsDuration(l.P95)}
+		p.LatencyRows[i] = analyticsLatencyRow{DayISO: isos[i], DayLabel: dayLabels[i], Messages: l.Messages,
+			P50: analyticsDuration(l.P50), P95: analyticsDuration(l.P95)}
 	}
 	msFormat := func(v float64) string { return analyticsDuration(time.Duration(v * float64(time.Millisecond))) }
 	p.Latency = chart{ID: "chart-latency", Title: "Latency per day (p50 and p95)", Labels: labels, Format: msFormat,
@@ -693,8 +739,8 @@ func (p *analyticsPage) fill(d *analyticsData) {
 	// Feedback ratio per day.
 	ratio := chartNaNs(len(d.Days))
 	p.FeedbackRows = make([]analyticsFeedbackRow, len(d.Days))
-	for i, day := range d.Days {
-		p.FeedbackRows[i] = analyticsFeedbackRow{Day: day, Ratio: "—"}
+	for i := range d.Days {
+		p.FeedbackRows[i] = analyticsFeedbackRow{DayISO: isos[i], DayLabel: dayLabels[i], Ratio: "—"}
 	}
 	for _, f := range d.Feedback {
 		i, ok := index[f.Day]
@@ -702,7 +748,7 @@ func (p *analyticsPage) fill(d *analyticsData) {
 			continue
 		}
 		ratio[i] = float64(f.Up) / float64(f.Up+f.Down)
-		p.FeedbackRows[i] = analyticsFeedbackRow{Day: f.Day, Up: f.Up, Down: f.Down, Ratio: analyticsPercent(ratio[i])}
+		p.FeedbackRows[i] = analyticsFeedbackRow{DayISO: isos[i], DayLabel: dayLabels[i], Up: f.Up, Down: f.Down, Ratio: analyticsPercent(ratio[i])}
 	}
 	overall := "no ratings"
 	if n := p.Total.FeedbackUp + p.Total.FeedbackDown; n > 0 {

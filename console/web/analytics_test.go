@@ -716,3 +716,79 @@ func TestAnalyticsPageIsCached(t *testing.T) {
 		t.Errorf("another range: %d messages (%v)", got.Summary.Total.Messages, err)
 	}
 }
+
+// busyAnalytics is a range of days of a busy deployment: four platforms
+// every day, ratings every day, full top lists.
+func busyAnalytics(days int) *analyticsData {
+	last := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
+	q := analyticsQuery{First: last.AddDate(0, 0, -(days - 1)), Last: last, Top: engine.DefaultUsageLimit}
+	d := &analyticsData{Query: q, Usage: map[engine.UsageDimension][]analyticsUsageRow{}, Summary: &engine.TrafficSummary{
+		Total: engine.TrafficStats{Conversations: 102094, Messages: 1000000, Answered: 400000, NoAnswer: 35000, Failed: 20000,
+			P50: 1200 * time.Millisecond, P95: 4 * time.Second, FeedbackUp: 9000, FeedbackDown: 8000}}}
+	for _, p := range consolePlatforms {
+		d.Summary.Platforms = append(d.Summary.Platforms, engine.TrafficStats{Platform: p, Conversations: 25000, Messages: 250000,
+			Answered: 100000, P50: time.Second, P95: 3 * time.Second})
+	}
+	for day := q.First; !day.After(q.Last); day = day.AddDate(0, 0, 1) {
+		d.Days = append(d.Days, day)
+		for i, p := range consolePlatforms {
+			d.Messages = append(d.Messages, engine.DailyMessages{Day: day, Platform: p, Messages: int64(1000 + 300*i + day.Day())})
+		}
+		d.Latency = append(d.Latency, engine.DailyLatency{Day: day, Messages: 5600,
+			P50: time.Duration(1100+day.Day()) * time.Millisecond, P95: time.Duration(3900+10*day.Day()) * time.Millisecond})
+		d.Feedback = append(d.Feedback, engine.DailyFeedback{Day: day, Up: int64(90 + day.Day()), Down: int64(80 - day.Day())})
+	}
+	for _, by := range analyticsDimensions {
+		var list []engine.TokenUsage
+		for i := range q.Top {
+			list = append(list, engine.TokenUsage{Key: string(by) + "-" + strconv.Itoa(i), Platform: engine.PlatformSlack,
+				Messages: int64(10000 - 100*i), TokensIn: int64(5000000 - 1000*i), TokensOut: int64(900000 - 1000*i),
+				Models: []engine.ModelTokens{{Model: "gpt-4o", Messages: 5000, TokensIn: 2500000, TokensOut: 450000},
+					{Model: "gpt-4o-mini", Messages: 5000, TokensIn: 2500000, TokensOut: 450000}}})
+		}
+		d.Usage[by] = newUsageRows(by, list, analyticsNames{}, nil)
+	}
+	for i := range q.Top {
+		d.Unanswered = append(d.Unanswered, engine.UnansweredQuestion{Question: "How do I rotate the signing secret, take " + strconv.Itoa(i) + "?",
+			Count: int64(90 - i), NoAnswer: 50, Failed: 3, LastAskedAt: last.Add(-time.Duration(i) * time.Hour), ConversationID: "c" + strconv.Itoa(i)})
+	}
+	return d
+}
+
+// TestAnalyticsSectionDrawnOnce checks that the part of the page drawn
+// from the data is drawn once per read of the data, for every request
+// that shows that read.
+func TestAnalyticsSectionDrawnOnce(t *testing.T) {
+	env := mustEnv(t, envOptions{})
+	d := busyAnalytics(90)
+	first, err := env.srv.analyticsSection(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{`id="summary"`, `id="chart-messages"`, `id="messages-table"`, `id="latency-table"`,
+		`id="usage-model"`, `id="feedback-table"`, `id="unanswered-table"`} {
+		if !strings.Contains(string(first), id) {
+			t.Errorf("the section has no %s", id)
+		}
+	}
+	d.Summary.Total.Messages = 1 // a new read would show this
+	if again, _ := env.srv.analyticsSection(d); again != first {
+		t.Error("the section was drawn again for the same read")
+	}
+	if other, _ := env.srv.analyticsSection(busyAnalytics(7)); other == first {
+		t.Error("another read shows the same section")
+	}
+}
+
+// BenchmarkAnalyticsSection draws the charts and tables of 90 busy days,
+// what a request for them costs when the analytics cache has just read
+// them.
+func BenchmarkAnalyticsSection(b *testing.B) {
+	env := mustEnv(b, envOptions{})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := env.srv.analyticsSection(busyAnalytics(90)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

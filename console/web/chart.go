@@ -1,7 +1,6 @@
 package web
 
 import (
-	"fmt"
 	"html/template"
 	"math"
 	"strconv"
@@ -81,12 +80,60 @@ func chartNum(v float64) string {
 
 var chartEscape = template.HTMLEscapeString
 
+// svgWriter builds a chart's markup. A chart has hundreds of marks (a bar
+// per day and series, a point per day), so it appends to one buffer
+// rather than going through fmt.
+type svgWriter struct{ b []byte }
+
+// raw writes markup as it is.
+func (w *svgWriter) raw(parts ...string) {
+	for _, p := range parts {
+		w.b = append(w.b, p...)
+	}
+}
+
+// text writes text, escaped.
+func (w *svgWriter) text(s string) { w.b = append(w.b, chartEscape(s)...) }
+
+// num writes a coordinate (as chartNum).
+func (w *svgWriter) num(v float64) { w.b = strconv.AppendFloat(w.b, math.Round(v*10)/10, 'f', -1, 64) }
+
+// int writes a whole number.
+func (w *svgWriter) int(n int) { w.b = strconv.AppendInt(w.b, int64(n), 10) }
+
+// attr writes ` name="value"`, the value a coordinate.
+func (w *svgWriter) attr(name string, v float64) {
+	w.raw(" ", name, `="`)
+	w.num(v)
+	w.b = append(w.b, '"')
+}
+
+// title writes the <title> of a mark: "label · series: value".
+func (w *svgWriter) title(label, series, value string) {
+	w.raw("<title>")
+	w.text(label)
+	w.raw(" · ")
+	w.text(series)
+	w.raw(": ")
+	w.text(value)
+	w.raw("</title>")
+}
+
+func (w *svgWriter) html() template.HTML { return template.HTML(w.b) }
+
 // open writes the <svg> element with its title and description.
-func (c chart) open(b *strings.Builder, height int) {
+func (c chart) open(w *svgWriter, height int) {
 	id := chartEscape(c.ID)
-	fmt.Fprintf(b, `<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="%s" viewBox="0 0 %d %d" role="img" aria-labelledby="%s-title %s-desc" focusable="false">`,
-		id, chartWidth, height, id, id)
-	fmt.Fprintf(b, `<title id="%s-title">%s</title><desc id="%s-desc">%s</desc>`, id, chartEscape(c.Title), id, chartEscape(c.Desc))
+	w.raw(`<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="`, id, `" viewBox="0 0 `)
+	w.int(chartWidth)
+	w.raw(" ")
+	w.int(height)
+	w.raw(`" role="img" aria-labelledby="`, id, "-title ", id, `-desc" focusable="false">`)
+	w.raw(`<title id="`, id, `-title">`)
+	w.text(c.Title)
+	w.raw(`</title><desc id="`, id, `-desc">`)
+	w.text(c.Desc)
+	w.raw(`</desc>`)
 }
 
 // scale returns the top of the value axis and the step between ticks:
@@ -114,29 +161,41 @@ func (c chart) scale(dataMax float64) (top, step float64) {
 }
 
 // grid writes the horizontal grid lines and their values.
-func (c chart) grid(b *strings.Builder, top, step float64, y func(float64) float64) {
-	b.WriteString(`<g class="chart-grid" aria-hidden="true">`)
+func (c chart) grid(w *svgWriter, top, step float64, y func(float64) float64) {
+	w.raw(`<g class="chart-grid" aria-hidden="true">`)
 	for v := 0.0; v <= top+step/2; v += step {
 		yy := chartNum(y(v))
-		fmt.Fprintf(b, `<line x1="%d" x2="%d" y1="%s" y2="%s"></line>`, chartLeft, chartWidth-chartRight, yy, yy)
-		fmt.Fprintf(b, `<text x="%d" y="%s" text-anchor="end" dominant-baseline="middle">%s</text>`, chartLeft-6, yy, chartEscape(c.format(v)))
+		w.raw(`<line x1="`)
+		w.int(chartLeft)
+		w.raw(`" x2="`)
+		w.int(chartWidth - chartRight)
+		w.raw(`" y1="`, yy, `" y2="`, yy, `"></line><text x="`)
+		w.int(chartLeft - 6)
+		w.raw(`" y="`, yy, `" text-anchor="end" dominant-baseline="middle">`)
+		w.text(c.format(v))
+		w.raw(`</text>`)
 	}
-	b.WriteString(`</g>`)
+	w.raw(`</g>`)
 }
 
 // xLabels writes the category labels under a chart of n bands, skipping
 // some when there are many.
-func (c chart) xLabels(b *strings.Builder, band float64) {
+func (c chart) xLabels(w *svgWriter, band float64) {
 	every := max(1, (len(c.Labels)+chartMaxXLabels-1)/chartMaxXLabels)
-	b.WriteString(`<g class="chart-axis" aria-hidden="true">`)
+	w.raw(`<g class="chart-axis" aria-hidden="true">`)
 	for i, l := range c.Labels {
 		if i%every != 0 {
 			continue
 		}
-		x := chartLeft + (float64(i)+0.5)*band
-		fmt.Fprintf(b, `<text x="%s" y="%d" text-anchor="middle">%s</text>`, chartNum(x), chartHeight-8, chartEscape(l))
+		w.raw(`<text`)
+		w.attr("x", chartLeft+(float64(i)+0.5)*band)
+		w.raw(` y="`)
+		w.int(chartHeight - 8)
+		w.raw(`" text-anchor="middle">`)
+		w.text(l)
+		w.raw(`</text>`)
 	}
-	b.WriteString(`</g>`)
+	w.raw(`</g>`)
 }
 
 // StackedBars draws one bar per label, its series stacked.
@@ -159,29 +218,38 @@ func (c chart) StackedBars() template.HTML {
 	band := float64(chartWidth-chartLeft-chartRight) / float64(n)
 	barW := math.Max(1, band*0.7)
 
-	var b strings.Builder
-	c.open(&b, chartHeight)
-	c.grid(&b, top, step, y)
-	b.WriteString(`<g class="chart-marks">`)
+	w := &svgWriter{b: make([]byte, 0, 1024+n*len(c.Series)*128)}
+	c.open(w, chartHeight)
+	c.grid(w, top, step, y)
+	w.raw(`<g class="chart-marks">`)
+	classes := make([]string, len(c.Series))
+	for j, s := range c.Series {
+		classes[j] = chartEscape(s.Class)
+	}
 	for i, label := range c.Labels {
 		base := 0.0
 		x := chartLeft + float64(i)*band + (band-barW)/2
-		for _, s := range c.Series {
+		for j, s := range c.Series {
 			v := s.Values[i]
 			if math.IsNaN(v) || v <= 0 {
 				continue
 			}
 			y0, y1 := y(base), y(base+v)
-			fmt.Fprintf(&b, `<rect class="chart-bar %s" x="%s" y="%s" width="%s" height="%s"><title>%s</title></rect>`,
-				chartEscape(s.Class), chartNum(x), chartNum(y1), chartNum(barW), chartNum(math.Max(y0-y1, 0.5)),
-				chartEscape(label+" · "+s.Name+": "+c.format(v)))
+			w.raw(`<rect class="chart-bar `, classes[j], `"`)
+			w.attr("x", x)
+			w.attr("y", y1)
+			w.attr("width", barW)
+			w.attr("height", math.Max(y0-y1, 0.5))
+			w.raw(`>`)
+			w.title(label, s.Name, c.format(v))
+			w.raw(`</rect>`)
 			base += v
 		}
 	}
-	b.WriteString(`</g>`)
-	c.xLabels(&b, band)
-	b.WriteString(`</svg>`)
-	return template.HTML(b.String())
+	w.raw(`</g>`)
+	c.xLabels(w, band)
+	w.raw(`</svg>`)
+	return w.html()
 }
 
 // Lines draws one line per series across the labels; NaN values leave gaps.
@@ -200,44 +268,56 @@ func (c chart) Lines() template.HTML {
 	band := float64(chartWidth-chartLeft-chartRight) / float64(n)
 	x := func(i int) float64 { return chartLeft + (float64(i)+0.5)*band }
 
-	var b strings.Builder
-	c.open(&b, chartHeight)
-	c.grid(&b, top, step, y)
-	b.WriteString(`<g class="chart-marks">`)
+	w := &svgWriter{b: make([]byte, 0, 1024+n*len(c.Series)*128)}
+	c.open(w, chartHeight)
+	c.grid(w, top, step, y)
+	w.raw(`<g class="chart-marks">`)
 	for _, s := range c.Series {
-		var d strings.Builder
-		pen := false
-		for i, v := range s.Values[:n] {
-			if math.IsNaN(v) {
-				pen = false
-				continue
-			}
-			cmd := "L"
-			if !pen {
-				cmd = "M"
-			}
-			fmt.Fprintf(&d, "%s%s %s ", cmd, chartNum(x(i)), chartNum(y(v)))
-			pen = true
-		}
 		class := "chart-line " + s.Class
 		if s.Dashed {
 			class += " chart-dashed"
 		}
-		if path := strings.TrimSpace(d.String()); path != "" {
-			fmt.Fprintf(&b, `<path class="%s" d="%s"></path>`, chartEscape(class), path)
-		}
+		// The path: M (move) where a segment starts, L (line) after it,
+		// each command followed by a space (the last one dropped).
+		path := len(w.b)
 		for i, v := range s.Values[:n] {
 			if math.IsNaN(v) {
 				continue
 			}
-			fmt.Fprintf(&b, `<circle class="chart-dot %s" cx="%s" cy="%s" r="3"><title>%s</title></circle>`,
-				chartEscape(s.Class), chartNum(x(i)), chartNum(y(v)), chartEscape(c.Labels[i]+" · "+s.Name+": "+c.format(v)))
+			if len(w.b) == path {
+				w.raw(`<path class="`, chartEscape(class), `" d="`)
+			}
+			if i == 0 || math.IsNaN(s.Values[i-1]) {
+				w.raw("M")
+			} else {
+				w.raw("L")
+			}
+			w.num(x(i))
+			w.raw(" ")
+			w.num(y(v))
+			w.raw(" ")
+		}
+		if len(w.b) > path {
+			w.b = w.b[:len(w.b)-1]
+			w.raw(`"></path>`)
+		}
+		dotClass := chartEscape(s.Class)
+		for i, v := range s.Values[:n] {
+			if math.IsNaN(v) {
+				continue
+			}
+			w.raw(`<circle class="chart-dot `, dotClass, `"`)
+			w.attr("cx", x(i))
+			w.attr("cy", y(v))
+			w.raw(` r="3">`)
+			w.title(c.Labels[i], s.Name, c.format(v))
+			w.raw(`</circle>`)
 		}
 	}
-	b.WriteString(`</g>`)
-	c.xLabels(&b, band)
-	b.WriteString(`</svg>`)
-	return template.HTML(b.String())
+	w.raw(`</g>`)
+	c.xLabels(w, band)
+	w.raw(`</svg>`)
+	return w.html()
 }
 
 // HorizontalBars draws one row per label, its series stacked to the right,
@@ -261,9 +341,9 @@ func (c chart) HorizontalBars() template.HTML {
 	}
 	height := chartTop*2 + n*chartRowHeight
 	plotW := float64(chartWidth - chartLabelWidth - chartValueWidth)
-	var b strings.Builder
-	c.open(&b, height)
-	b.WriteString(`<g class="chart-marks">`)
+	w := &svgWriter{b: make([]byte, 0, 1024+n*len(c.Series)*160)}
+	c.open(w, height)
+	w.raw(`<g class="chart-marks">`)
 	for i, label := range c.Labels {
 		rowY := float64(chartTop + i*chartRowHeight)
 		mid := chartNum(rowY + chartRowHeight/2)
@@ -271,25 +351,39 @@ func (c chart) HorizontalBars() template.HTML {
 		if utf8.RuneCountInString(short) > chartLabelLength {
 			short = string([]rune(short)[:chartLabelLength-1]) + "…"
 		}
-		fmt.Fprintf(&b, `<text class="chart-label" x="%d" y="%s" text-anchor="end" dominant-baseline="middle"><title>%s</title>%s</text>`,
-			chartLabelWidth-8, mid, chartEscape(label), chartEscape(short))
+		w.raw(`<text class="chart-label" x="`)
+		w.int(chartLabelWidth - 8)
+		w.raw(`" y="`, mid, `" text-anchor="end" dominant-baseline="middle"><title>`)
+		w.text(label)
+		w.raw(`</title>`)
+		w.text(short)
+		w.raw(`</text>`)
 		x := float64(chartLabelWidth)
 		for _, s := range c.Series {
 			v := s.Values[i]
 			if math.IsNaN(v) || v <= 0 {
 				continue
 			}
-			w := math.Max(v/top*plotW, 0.5)
-			fmt.Fprintf(&b, `<rect class="chart-bar %s" x="%s" y="%s" width="%s" height="%d"><title>%s</title></rect>`,
-				chartEscape(s.Class), chartNum(x), chartNum(rowY+4), chartNum(w), chartRowHeight-8,
-				chartEscape(label+" · "+s.Name+": "+c.format(v)))
-			x += w
+			bw := math.Max(v/top*plotW, 0.5)
+			w.raw(`<rect class="chart-bar `, chartEscape(s.Class), `"`)
+			w.attr("x", x)
+			w.attr("y", rowY+4)
+			w.attr("width", bw)
+			w.raw(` height="`)
+			w.int(chartRowHeight - 8)
+			w.raw(`">`)
+			w.title(label, s.Name, c.format(v))
+			w.raw(`</rect>`)
+			x += bw
 		}
-		fmt.Fprintf(&b, `<text class="chart-value" x="%s" y="%s" dominant-baseline="middle">%s</text>`,
-			chartNum(x+6), mid, chartEscape(c.format(totals[i])))
+		w.raw(`<text class="chart-value"`)
+		w.attr("x", x+6)
+		w.raw(` y="`, mid, `" dominant-baseline="middle">`)
+		w.text(c.format(totals[i]))
+		w.raw(`</text>`)
 	}
-	b.WriteString(`</g></svg>`)
-	return template.HTML(b.String())
+	w.raw(`</g></svg>`)
+	return w.html()
 }
 
 // chartMax is the largest value that is not NaN (0 for none).

@@ -1,12 +1,15 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -921,5 +924,86 @@ func TestGroupExchanges(t *testing.T) {
 	}
 	if got[2].outcome() != engine.OutcomeAwaiting || got[4].outcome() != engine.OutcomeFailed || got[1].outcome() != "" {
 		t.Errorf("outcomes %q %q %q", got[2].outcome(), got[4].outcome(), got[1].outcome())
+	}
+}
+
+// conversationRowTemplate is the markup of a row of the conversations
+// table as html/template would draw it: conversationRowsHTML must write the
+// same bytes, escaping included.
+var conversationRowTemplate = template.Must(template.New("rows").Parse(`
+{{- range .Rows}}
+    <tr class="conversation" data-conversation-id="{{.ID}}">
+      <td class="nowrap"><time datetime="{{.StartedAt}}">{{.Started}}</time></td>
+      <td>{{.Platform}}</td>
+      <td><code class="wrap">{{.ChannelID}}</code></td>
+      <td class="wrap">{{.User}}</td>
+      <td>{{.Assistant}}</td>
+      <th scope="row" class="title-cell"><a href="{{.URL}}">{{if .Title}}{{.Title}}{{else}}Untitled conversation{{end}}</a></th>
+      <td class="num">{{.Turns}}</td>
+      <td>{{if .LastOutcome}}<span class="badge badge-{{.OutcomeClass}}" data-outcome="{{.LastOutcome}}">{{.LastOutcome}}</span>{{else}}<span class="muted">none</span>{{end}}{{if gt .Errors 0}}<span class="visually-hidden">; </span><span class="error-count muted small">{{.Errors}} with errors</span>{{end}}</td>
+      <td class="feedback-cell">{{if .Rated}}<span class="fb fb-up" title="Rated helpful">{{$.Up}}{{.FeedbackUp}}<span class="visually-hidden"> helpful</span></span> <span class="fb fb-down" title="Rated not helpful">{{$.Down}}{{.FeedbackDown}}<span class="visually-hidden"> not helpful</span></span>{{else}}<span class="muted">none</span>{{end}}</td>
+    </tr>
+{{- end}}`))
+
+func TestConversationRowsHTML(t *testing.T) {
+	hostile := []string{xss, xssImg, `a "quoted" 'value' & more`, "1+1=2 <b>", "nul\x00byte", "caf\xc3\xa9 \xff invalid", "\uFDD0\uFFFE"}
+	var rows []conversationRow
+	for i, h := range hostile {
+		cs := conversationSummary{
+			Conversation: &engine.Conversation{ID: "id-" + h, AssistantID: "asst-" + h, Platform: engine.Platform("slack" + h),
+				ChannelID: "C-" + h, UserID: "U-" + h, Title: "Title " + h, CreatedAt: time.Date(2026, 3, 1, 9, 30, 0, 0, time.UTC)},
+			ConversationStats: engine.ConversationStats{Turns: i, UserName: "name " + h, LastOutcome: engine.Outcome("out" + h),
+				Errors: i % 2, FeedbackUp: i % 3, FeedbackDown: i % 2},
+		}
+		rows = append(rows, newConversationRow(cs))
+	}
+	// No title, no outcome, no user name, no rating.
+	rows = append(rows, newConversationRow(conversationSummary{Conversation: &engine.Conversation{ID: "plain", UserID: "U1"}}))
+
+	up, down := template.HTML(`<svg class="icon">up</svg>`), template.HTML(`<svg class="icon">down</svg>`)
+	var want strings.Builder
+	if err := conversationRowTemplate.Execute(&want, map[string]any{"Rows": rows, "Up": up, "Down": down}); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(conversationRowsHTML(rows, up, down)); got != want.String() {
+		t.Errorf("the rows differ from html/template's:\n got %q\nwant %q", got, want.String())
+	}
+	if got := conversationRowsHTML(nil, up, down); got != "" {
+		t.Errorf("no rows: %q", got)
+	}
+}
+
+// BenchmarkConversationsPage draws a page of 50 conversations (the store
+// aside).
+func BenchmarkConversationsPage(b *testing.B) {
+	env := mustEnv(b, envOptions{})
+	page := conversationsPage{Platforms: consolePlatforms, Query: conversationQuery{Limit: defaultConversationPage}}
+	start := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	var list []conversationSummary
+	for i := range defaultConversationPage {
+		list = append(list, conversationSummary{
+			Conversation: &engine.Conversation{ID: strconv.Itoa(1e9 + i), AssistantID: "a1", Platform: engine.PlatformSlack,
+				ChannelID: "C0ABCDEFGH", ThreadID: "1700000000.000100", UserID: "U0ABCDEFGH",
+				Title: "How do I rotate the Slack signing secret in production?", CreatedAt: start.Add(time.Duration(i) * time.Minute)},
+			AssistantName: "Support",
+			ConversationStats: engine.ConversationStats{Turns: 12, UserName: "Ada Lovelace", LastOutcome: engine.OutcomeAnswered,
+				Errors: i % 7 / 6, FeedbackUp: i % 20 / 19},
+		})
+	}
+	tmpl := env.srv.pages["conversations"]
+	var buf bytes.Buffer
+	b.ReportAllocs()
+	for b.Loop() {
+		page.Rows = make([]conversationRow, len(list))
+		for i, cs := range list {
+			page.Rows[i] = newConversationRow(cs)
+		}
+		up, _ := env.srv.pageFragment("conversations", "icon-check")
+		down, _ := env.srv.pageFragment("conversations", "icon-x")
+		page.RowsHTML = conversationRowsHTML(page.Rows, up, down)
+		buf.Reset()
+		if err := tmpl.ExecuteTemplate(&buf, "layout", &view{Title: "Conversations", Nav: "conversations", Page: page}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -77,15 +77,21 @@ func (db *DB) ConversationStats(ctx context.Context, ids []string) (map[string]e
 	if len(ids) == 0 {
 		return stats, nil
 	}
+	// The ratings are counted in one pass over the conversation's traces
+	// (a lateral join), not one pass per rating: the listing asks for 50
+	// to 200 conversations at a time.
 	rows, err := db.pool.Query(ctx, `SELECT c.id,
 		(SELECT count(*) FROM turns WHERE conversation_id = c.id),
 		COALESCE((SELECT user_name FROM turns WHERE conversation_id = c.id AND role = $2 AND user_name <> ''
 			ORDER BY created_at, seq LIMIT 1), ''),
 		COALESCE((SELECT outcome FROM traces WHERE conversation_id = c.id ORDER BY started_at DESC, id DESC LIMIT 1), ''),
 		(SELECT count(*) FROM traces WHERE conversation_id = c.id AND outcome IN (`+errorOutcomeList+`)),
-		(SELECT count(*) FROM traces t JOIN feedback fb ON fb.trace_id = t.id WHERE t.conversation_id = c.id AND fb.rating = $3),
-		(SELECT count(*) FROM traces t JOIN feedback fb ON fb.trace_id = t.id WHERE t.conversation_id = c.id AND fb.rating = $4)
-		FROM conversations c WHERE c.id = ANY($1)`,
+		rated.up, rated.down
+		FROM conversations c, LATERAL (
+			SELECT count(*) FILTER (WHERE fb.rating = $3) AS up, count(*) FILTER (WHERE fb.rating = $4) AS down
+			FROM traces t JOIN feedback fb ON fb.trace_id = t.id WHERE t.conversation_id = c.id
+		) rated
+		WHERE c.id = ANY($1)`,
 		ids, string(engine.TurnUser), int(engine.RatingUp), int(engine.RatingDown))
 	if err != nil {
 		return nil, fmt.Errorf("conversation stats: %w", err)
