@@ -342,21 +342,3 @@ func TestAnswerDisplay(t *testing.T) {
 		}
 	}
 }
-
-func TestLocalLocker(t *testing.T) {
-	var l LocalLocker
-	release, ok, err := l.TryLock(context.Background(), "k")
-	if !ok || err != nil {
-		t.Fatal("first TryLock failed")
-	}
-	if _, ok, _ := l.TryLock(context.Background(), "k"); ok {
-		t.Error("a held lock was taken again")
-	}
-	if _, ok, _ := l.TryLock(context.Background(), "other"); !ok {
-		t.Error("another key was refused")
-	}
-	release()
-	if _, ok, _ := l.TryLock(context.Background(), "k"); !ok {
-		t.Error("a released lock was refused")
-	}
-}

@@ -16,6 +16,7 @@ const (
 	ETOOLARGE     = "too_large"
 	EUNAVAILABLE  = "unavailable"
 	ETIMEOUT      = "timeout"
+	ERATELIMITED  = "rate_limited"
 	EINTERNAL     = "internal"
 )
 

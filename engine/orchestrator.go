@@ -30,6 +30,7 @@ type Config struct {
 	TurnTimeout     time.Duration // a whole turn's limit; default 3m
 	MaxToolSteps    int           // model calls that may ask for tools in one turn; default 8
 	ApprovalTTL     time.Duration // how long a tool approval waits for a decision; default 24h
+	RateLimits      RateLimits    // per user, channel and assistant; zero: none
 }
 
 func (c *Config) setDefaults() {
@@ -82,6 +83,8 @@ type Deps struct {
 	Tools         ToolSet        // nil: no tools
 	ToolAudit     ToolAuditStore // records every tool call; nil: none
 	Approvals     ApprovalStore  // keeps turns waiting for tool approvals; nil: "ask" tools cannot run
+	Limiter       RateLimiter    // applies Config.RateLimits; nil: a LocalRateLimiter
+	Budgets       *BudgetMeter   // token and cost budgets (budget.go); nil: none
 	Logger        *slog.Logger
 }
 
@@ -104,6 +107,9 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	log := deps.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if deps.Limiter == nil {
+		deps.Limiter = &LocalRateLimiter{}
 	}
 	return &Engine{cfg: cfg, deps: deps, log: log.With("component", "engine")}, nil
 }
@@ -162,6 +168,12 @@ func (e *Engine) Handle(ctx context.Context, msg Message, r Replier) (*Answer, e
 	}
 	if err := e.resolve(ctx, t); err != nil {
 		return e.finish(ctx, t, Answer{Outcome: outcomeOf(err), Notice: ErrorMessage(err)}, err)
+	}
+	if d, err := e.limit(ctx, t); err != nil {
+		return e.finish(ctx, t, Answer{Outcome: OutcomeRateLimited, Notice: ErrorMessage(err), Silent: !d.Notify, RetryAfter: d.RetryAfter}, err)
+	}
+	if ans, err := e.budget(ctx, t); err != nil {
+		return e.finish(ctx, t, ans, err)
 	}
 
 	done := t.trace.Step(StepHistory)
@@ -262,6 +274,54 @@ func (e *Engine) resolveAssistant(ctx context.Context, t *turn) error {
 	return nil
 }
 
+// limit takes the turn's tokens from the rate limits of its user, channel
+// and assistant; the error says which limit refused and when to try
+// again. A limiter that fails lets the turn through (fail open): the
+// limits protect the model's budget, not the data.
+func (e *Engine) limit(ctx context.Context, t *turn) (RateDecision, error) {
+	keys := e.cfg.RateLimits.keys(t.msg, t.assistant)
+	if len(keys) == 0 {
+		return RateDecision{Allowed: true}, nil
+	}
+	d, err := e.deps.Limiter.Take(ctx, keys)
+	if err != nil {
+		e.log.WarnContext(ctx, "rate limiter unavailable; not limiting", "trace_id", t.trace.ID, "error", err)
+		return RateDecision{Allowed: true}, nil
+	}
+	if d.Allowed {
+		return d, nil
+	}
+	wait := max(1, int(d.RetryAfter.Round(time.Second)/time.Second))
+	var who string
+	var rate Rate
+	switch {
+	case strings.HasPrefix(d.Key, "user:"):
+		who, rate = "You are sending me messages faster than I can answer them", e.cfg.RateLimits.User
+	case strings.HasPrefix(d.Key, "channel:"):
+		who, rate = "This channel is sending me more messages than I can answer", e.cfg.RateLimits.Channel
+	default:
+		who, rate = fmt.Sprintf("%s is getting more questions than it may answer", t.assistant.Name), e.cfg.RateLimits.Assistant
+	}
+	e.log.InfoContext(ctx, "rate limited", "trace_id", t.trace.ID, "limit", d.Key, "rate", rate.String(), "retry_after_ms", d.RetryAfter.Milliseconds(), "notified", d.Notify)
+	return d, Errorf(ERATELIMITED, "%s (at most %d every %s). Please wait %d seconds; until then I'll leave new messages unanswered.",
+		who, rate.Limit, humanDuration(rate.Per), wait)
+}
+
+// humanDuration says "minute", "10 seconds", "hour".
+func humanDuration(d time.Duration) string {
+	switch {
+	case d == time.Minute:
+		return "minute"
+	case d == time.Hour:
+		return "hour"
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%d hours", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%d minutes", d/time.Minute)
+	}
+	return fmt.Sprintf("%d seconds", max(1, d/time.Second))
+}
+
 // retrieve searches the assistant's knowledge bases. A failed search is
 // recorded and the turn goes on without passages.
 func (e *Engine) retrieve(ctx context.Context, t *turn) {
@@ -354,6 +414,13 @@ func (e *Engine) offerTools(ctx context.Context, t *turn) []ToolSpec {
 // turn, not shown again.
 func (e *Engine) conclude(ctx context.Context, t *turn, shown, text, notice string, ap *ToolApproval, err error) (*Answer, error) {
 	ans := Answer{Text: text, Citations: citationsFor(shown+text, t.passages), Outcome: OutcomeAnswered}
+	switch cause := context.Cause(ctx); {
+	case err == nil:
+	case errors.Is(cause, ErrShutdown):
+		err = WrapError(EUNAVAILABLE, ErrShutdown, "The bot restarted while answering; the answer continues in a moment.")
+	case errors.Is(cause, ErrStopping):
+		err = WrapError(EUNAVAILABLE, ErrStopping, "The server stopped while answering; please ask again in a minute.")
+	}
 	switch {
 	case err == nil && ap != nil:
 		ans.Outcome, ans.Notice, ans.Approval = OutcomeAwaiting, approvalNotice(ap), ap
@@ -794,6 +861,16 @@ func outcomeOf(err error) Outcome {
 	}
 	return OutcomeFailed
 }
+
+// ErrShutdown is the cause of a turn's context when the process stops
+// before the turn could finish (Worker.ShutdownGrace): the partial answer
+// is shown with a note and the event is handed back.
+var ErrShutdown = errors.New("shutting down")
+
+// ErrStopping is the cause of a turn's context when the server stops
+// during a turn it will not hand back (an API request or a Playground
+// stream): the partial answer is shown with a note to ask again.
+var ErrStopping = errors.New("server stopping")
 
 // modelError gives a model failure a code and a sentence a user can read.
 func modelError(err error) error {

@@ -1,6 +1,9 @@
 package engine
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Update is a piece of a streaming answer.
 type Update struct {
@@ -22,6 +25,13 @@ type Answer struct {
 	// calls (Outcome awaiting_approval): adapters show its calls with
 	// approve and reject buttons.
 	Approval *ToolApproval `json:"approval,omitempty"`
+	// Silent is set when the user was told the Notice already (the second
+	// and later messages over a rate limit): chat adapters post nothing
+	// new, only end what they showed while working. Callers that must
+	// answer each request (an API, a slash command) show the Notice.
+	Silent bool `json:"silent,omitempty"`
+	// RetryAfter is when to ask again, for rate-limited answers.
+	RetryAfter time.Duration `json:"-"`
 }
 
 // Replier delivers one turn's answer to where the question was asked.

@@ -194,6 +194,7 @@ type ToolAuditStore interface {
 type Store interface {
 	AnalyticsStore
 	AuditStore
+	BudgetStore
 	AccountStore
 	ApprovalStore
 	IdentityStore

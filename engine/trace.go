@@ -17,6 +17,7 @@ const (
 	OutcomeFailed      Outcome = "failed"            // no answer; the user got the reason
 	OutcomeRejected    Outcome = "rejected"          // bad input; the user got the reason
 	OutcomeAwaiting    Outcome = "awaiting_approval" // a tool call waits for a person's approval
+	OutcomeRateLimited Outcome = "rate_limited"      // over a rate limit; the user was told once
 )
 
 // Trace step names, in the order a turn goes through them.

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -44,6 +45,11 @@ type WorkerConfig struct {
 	MaxAttempts  int           // attempts before dead-lettering; default 5
 	BackoffBase  time.Duration // first retry delay; default 2s, doubled per attempt with jitter
 	BackoffMax   time.Duration // default 2m
+	// ShutdownGrace is how long the events in hand may take to finish once
+	// the worker is asked to stop; then their turns are interrupted (the
+	// partial answer is shown with a note) and handed back to the inbox,
+	// for another replica to finish. 0: they always finish.
+	ShutdownGrace time.Duration
 }
 
 func (c *WorkerConfig) setDefaults() {
@@ -76,6 +82,7 @@ type WorkerDeps struct {
 	Handler  Handler
 	Repliers map[Platform]ReplierFactory
 	Logger   *slog.Logger
+	Observer EventObserver // optional: follows each claimed event (metrics, traces, logs)
 }
 
 // Worker claims inbox events and answers them.
@@ -125,7 +132,7 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 // ProcessOne claims and handles one event. It reports whether there was one.
-func (w *Worker) ProcessOne(ctx context.Context) (bool, error) {
+func (w *Worker) ProcessOne(ctx context.Context) (_ bool, err error) {
 	ev, err := w.deps.Inbox.Claim(ctx, w.cfg.Owner, w.cfg.Lease)
 	if IsNotFound(err) {
 		return false, nil
@@ -133,9 +140,15 @@ func (w *Worker) ProcessOne(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	// The turn finishes even when the worker is asked to stop, so a
-	// claimed event is not abandoned half way (its lease would expire).
-	hctx := context.WithoutCancel(ctx)
+	if w.deps.Observer != nil {
+		var end func(error)
+		ctx, end = w.deps.Observer.StartEvent(ctx, ev)
+		defer func() { end(err) }()
+	}
+	// The turn goes on when the worker is asked to stop, for up to
+	// ShutdownGrace; then it is interrupted and handed back below.
+	hctx, stop := w.handleContext(ctx)
+	defer stop()
 	log := w.log.With("event_id", ev.EventID, "platform", ev.Platform, "attempt", ev.Attempts)
 
 	var msg Message
@@ -158,15 +171,47 @@ func (w *Worker) ProcessOne(ctx context.Context) (bool, error) {
 		return true, w.retryOrDead(hctx, log, ev, msg, err)
 	}
 	_, err = w.deps.Handler.Handle(hctx, msg, r)
+	if errors.Is(context.Cause(hctx), ErrShutdown) {
+		// Another replica (or this one after its restart) takes it at
+		// once, and edits the partial answer into the whole one.
+		log.InfoContext(hctx, "inbox event handed back at shutdown")
+		return true, w.deps.Inbox.Retry(context.WithoutCancel(hctx), ev.ID, w.cfg.Owner, time.Now(), "handed back at shutdown")
+	}
 	switch ErrorCode(err) {
-	case "", EINVALID, ETOOLARGE, ENOTFOUND, EFORBIDDEN, EUNAUTHORIZED, ECONFLICT:
-		// Answered, or rejected with the reason shown to the user: done.
+	case "", EINVALID, ETOOLARGE, ENOTFOUND, EFORBIDDEN, EUNAUTHORIZED, ECONFLICT, ERATELIMITED:
+		// Answered, or rejected with the reason shown to the user (or,
+		// over a rate limit, told once already): done.
 		if err := w.deps.Inbox.Complete(hctx, ev.ID, w.cfg.Owner); err != nil {
 			return true, WrapError(ErrorCode(err), err, "complete inbox event")
 		}
 		return true, nil
 	}
 	return true, w.retryOrDead(hctx, log, ev, msg, err)
+}
+
+// handleContext is the context of one turn: it outlives ctx (the
+// worker's) by ShutdownGrace, then ends with the cause ErrShutdown.
+func (w *Worker) handleContext(ctx context.Context) (context.Context, func()) {
+	hctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	if w.cfg.ShutdownGrace <= 0 {
+		return hctx, func() { cancel(nil) }
+	}
+	var timer *time.Timer
+	var mu sync.Mutex
+	stopWatch := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		timer = time.AfterFunc(w.cfg.ShutdownGrace, func() { cancel(ErrShutdown) })
+	})
+	return hctx, func() {
+		stopWatch()
+		mu.Lock()
+		if timer != nil {
+			timer.Stop()
+		}
+		mu.Unlock()
+		cancel(nil)
+	}
 }
 
 // retryOrDead schedules another attempt with jittered exponential backoff,

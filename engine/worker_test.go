@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -60,6 +61,7 @@ func TestWorkerOutcomes(t *testing.T) {
 	}{
 		{"answered", engine.PlatformSlack, nil, 3, 1, engine.EventDoneSt, 1},
 		{"rejected input is done", engine.PlatformSlack, []error{engine.Errorf(engine.EINVALID, "empty")}, 3, 1, engine.EventDoneSt, 1},
+		{"rate limited is done (told once, never retried)", engine.PlatformSlack, []error{engine.Errorf(engine.ERATELIMITED, "slow down")}, 3, 1, engine.EventDoneSt, 1},
 		{"unavailable is retried", engine.PlatformSlack, []error{engine.Errorf(engine.EUNAVAILABLE, "down")}, 3, 1, engine.EventPending, 1},
 		{"retried then answered", engine.PlatformSlack, []error{engine.Errorf(engine.EUNAVAILABLE, "down")}, 3, 2, engine.EventDoneSt, 2},
 		{"dead after max attempts", engine.PlatformSlack, []error{engine.Errorf(engine.ETIMEOUT, "slow"), engine.Errorf(engine.ETIMEOUT, "slow")}, 2, 2, engine.EventDead, 2},
@@ -180,5 +182,60 @@ func TestWorkerHooks(t *testing.T) {
 	}
 	if len(hooks.dead) != 1 || hooks.dead[0] != "E1: The model is down." {
 		t.Errorf("dead-letter notices %q, want one for E1 with the reason", hooks.dead)
+	}
+}
+
+// A turn still running ShutdownGrace after the worker was told to stop is
+// interrupted: the partial answer is shown with a note, and the event is
+// handed back so that a second worker (another replica) finishes it.
+func TestWorkerHandsBackAtShutdown(t *testing.T) {
+	f := mustFixture(t, engine.Config{})
+	f.model.Script(enginetest.Reply{Chunks: []string{"The first half of the answer"}, Stall: true})
+	first := &enginetest.Replier{}
+	w, err := engine.NewWorker(engine.WorkerConfig{Concurrency: 1, PollInterval: 5 * time.Millisecond, ShutdownGrace: 200 * time.Millisecond},
+		engine.WorkerDeps{Inbox: f.store, Handler: f.engine, Repliers: map[engine.Platform]engine.ReplierFactory{engine.PlatformSlack: factory{first}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustEnqueue(t, f.store, engine.PlatformSlack, "Ev-shutdown", "a long question")
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(first.Updates()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if len(first.Updates()) == 0 {
+		t.Fatal("the answer never started")
+	}
+	stopped := time.Now()
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the worker did not stop after its shutdown grace")
+	}
+	if waited := time.Since(stopped); waited < 200*time.Millisecond {
+		t.Errorf("the turn was interrupted after %v, before its grace of 200ms", waited)
+	}
+	fin := first.Finished()
+	if len(fin) != 1 || fin[0].Outcome != engine.OutcomeInterrupted || fin[0].Text != "The first half of the answer" ||
+		!strings.Contains(fin[0].Notice, "restarted while answering; the answer continues in a moment") {
+		t.Fatalf("finished = %+v, want the partial answer with the restart note", fin)
+	}
+
+	// The event is back in the inbox, available now: another worker ends it.
+	f.model.Script(enginetest.Reply{Chunks: []string{"The whole answer."}})
+	second := &enginetest.Replier{}
+	w2, err := engine.NewWorker(engine.WorkerConfig{Concurrency: 1}, engine.WorkerDeps{Inbox: f.store, Handler: f.engine,
+		Repliers: map[engine.Platform]engine.ReplierFactory{engine.PlatformSlack: factory{second}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if worked, err := w2.ProcessOne(t.Context()); !worked || err != nil {
+		t.Fatalf("the handed-back event was not claimable at once: worked=%v err=%v", worked, err)
+	}
+	if fin := second.Finished(); len(fin) != 1 || fin[0].Text != "The whole answer." || fin[0].Outcome != engine.OutcomeAnswered {
+		t.Fatalf("second worker finished %+v", fin)
 	}
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks need on a fresh Debian machine:
-# PostgreSQL, Chromium (browser tests), poppler-utils (PDF text) and qpdf
+# PostgreSQL, Redis, Chromium (browser tests), poppler-utils (PDF text) and qpdf
 # (encrypted PDF fixtures), and the man pages the retrieval benchmark reads.
 # Idempotent and quick when everything is already there.
 set -euo pipefail
@@ -8,6 +8,7 @@ set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 command -v runuser >/dev/null 2>&1 || need+=(util-linux)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v curl >/dev/null 2>&1 || need+=(curl ca-certificates)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Starts (or stops) the real servers the tests use, on loopback, under .cache/services:
-# PostgreSQL, Weaviate (scripts/weaviate.sh) and Mattermost (scripts/mattermost.sh); the
+# PostgreSQL, Redis, Weaviate (scripts/weaviate.sh) and Mattermost (scripts/mattermost.sh); the
 # last two are built on first use, about 5 minutes each. It also installs the MCP servers
 # from npm that the tool tests run (scripts/mcp-servers.sh).
 #   scripts/services.sh start      -> prints `export VAR=...` lines for the test environment
 #   scripts/services.sh stop
 #   scripts/services.sh postgres   -> PostgreSQL only (scripts/mattermost.sh uses it)
+#   scripts/services.sh redis      -> Redis only
 # PostgreSQL runs as a private cluster owned by the postgres user (it refuses to run as root).
 set -euo pipefail
 
@@ -87,18 +88,58 @@ stop_postgres() {
 	runuser -u postgres -- "$pg_bin/pg_ctl" -D "$dir" -m fast stop >/dev/null 2>&1 || true
 }
 
+# start_redis: a private Redis without persistence on a free port from 26379 up.
+start_redis() {
+	if ! command -v redis-server >/dev/null 2>&1; then
+		log "Redis is not installed: run scripts/install-deps.sh (apt-get install redis-server)"
+		exit 1
+	fi
+	local dir=$state/redis port=""
+	mkdir -p "$dir"
+	if [ -s "$dir/port" ] && redis-cli -h 127.0.0.1 -p "$(cat "$dir/port")" ping >/dev/null 2>&1; then
+		port=$(cat "$dir/port") # already running
+	else
+		for p in $(seq 26379 26478); do
+			if ! listening "$p"; then
+				port=$p
+				break
+			fi
+		done
+		[ -n "$port" ] || { log "no free port in 26379-26478 for Redis"; exit 1; }
+		redis-server --bind 127.0.0.1 --port "$port" --daemonize yes --dir "$dir" \
+			--pidfile "$dir/redis.pid" --logfile "$dir/log" --save "" --appendonly no >/dev/null ||
+			{ tail -n 20 "$dir/log" >&2; exit 1; }
+		echo "$port" >"$dir/port"
+		for _ in $(seq 1 50); do
+			redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 && break
+			sleep 0.1
+		done
+	fi
+	echo "export CONVOSPHERE_TEST_REDIS_URL=redis://127.0.0.1:$port/0"
+}
+
+stop_redis() {
+	local dir=$state/redis
+	[ -s "$dir/port" ] || return 0
+	redis-cli -h 127.0.0.1 -p "$(cat "$dir/port")" shutdown nosave >/dev/null 2>&1 || true
+	rm -f "$dir/port"
+}
+
 case "${1:-start}" in
 start)
 	start_postgres
+	start_redis
 	"$root/scripts/weaviate.sh" start
 	"$root/scripts/mattermost.sh" start
 	"$root/scripts/mcp-servers.sh"
 	;;
 postgres) start_postgres ;;
+redis) start_redis ;;
 stop)
 	"$root/scripts/mattermost.sh" stop # before its database
 	stop_postgres
+	stop_redis
 	"$root/scripts/weaviate.sh" stop
 	;;
-*) echo "usage: $0 start|stop|postgres" >&2; exit 2 ;;
+*) echo "usage: $0 start|stop|postgres|redis" >&2; exit 2 ;;
 esac

@@ -11,5 +11,5 @@ export CONVOSPHERE_REQUIRE_SERVERS=1
 
 echo "test: go vet" >&2
 go vet ./...
-echo "test: go test (PostgreSQL at ${CONVOSPHERE_TEST_POSTGRES_URL%%\?*}, Weaviate at $CONVOSPHERE_TEST_WEAVIATE_URL, Mattermost at $CONVOSPHERE_TEST_MATTERMOST_URL)" >&2
+echo "test: go test (PostgreSQL at ${CONVOSPHERE_TEST_POSTGRES_URL%%\?*}, Redis at $CONVOSPHERE_TEST_REDIS_URL, Weaviate at $CONVOSPHERE_TEST_WEAVIATE_URL, Mattermost at $CONVOSPHERE_TEST_MATTERMOST_URL)" >&2
 go test -race -count=1 -timeout 20m "$@" ./...

@@ -144,6 +144,14 @@ func New(cfg Config, logger *slog.Logger) (*Registry, error) {
 	return r, nil
 }
 
+// Invalidate makes the next use read the servers configured in the
+// console again (a change notice: another replica saved one).
+func (r *Registry) Invalidate() {
+	r.smu.Lock()
+	r.loadedAt = time.Time{}
+	r.smu.Unlock()
+}
+
 // reload brings the servers configured in the console up to date: new
 // ones are added, removed or changed ones closed (a changed one starts
 // again with its new settings).

@@ -33,9 +33,10 @@ const intents = discordgo.IntentsGuildMessages | discordgo.IntentsDirectMessages
 
 // gatewayState is what Ready reports.
 type gatewayState struct {
-	mu     sync.Mutex
-	up     bool
-	failed error // a fatal close: no more attempts
+	mu      sync.Mutex
+	up      bool
+	standby bool  // waiting for the leader lock: another replica holds the gateway
+	failed  error // a fatal close: no more attempts
 }
 
 // startGateway opens the gateway session in the background: messages that
@@ -69,18 +70,40 @@ func (a *Adapter) startGateway(ctx context.Context) {
 	a.wg.Go(func() { a.runGateway(ctx, disconnected) })
 }
 
+// runGateway holds the gateway session while this replica has the leader
+// lock (Discord allows one session per shard): it takes the lock, and
+// takes it again after losing it, until ctx ends or Discord refuses the
+// session for good.
 func (a *Adapter) runGateway(ctx context.Context, disconnected <-chan struct{}) {
-	release, ok, err := a.locker.TryLock(ctx, "discord-gateway:"+a.cfg.ApplicationID+":0")
-	for !ok {
-		if err != nil {
-			a.log.WarnContext(ctx, "discord gateway lock", "error", err)
-		}
-		if !engine.Sleep(ctx, 5*time.Second) {
+	key := "discord-gateway:" + a.cfg.ApplicationID + ":0"
+	for ctx.Err() == nil {
+		a.setStandby(true)
+		lease := engine.AcquireLock(ctx, a.locker, key, 5*time.Second, a.log)
+		a.setStandby(false)
+		if lease == nil {
 			return
 		}
-		release, ok, err = a.locker.TryLock(ctx, "discord-gateway:"+a.cfg.ApplicationID+":0")
+		fatal := a.holdGateway(lease.Context(), disconnected)
+		lease.Release()
+		if fatal || ctx.Err() != nil {
+			return
+		}
+		a.log.WarnContext(ctx, "discord: leader lock lost; another replica holds the gateway", "cause", context.Cause(lease.Context()))
+		a.gw.mu.Lock()
+		a.gw.up = false
+		a.gw.mu.Unlock()
 	}
-	defer release()
+}
+
+func (a *Adapter) setStandby(on bool) {
+	a.gw.mu.Lock()
+	a.gw.standby = on
+	a.gw.mu.Unlock()
+}
+
+// holdGateway connects and reconnects until ctx (the lease) ends; it
+// reports true when Discord closed the session for good.
+func (a *Adapter) holdGateway(ctx context.Context, disconnected <-chan struct{}) bool {
 	backoff := time.Second
 	for ctx.Err() == nil {
 		err := a.api.Open()
@@ -93,12 +116,12 @@ func (a *Adapter) runGateway(ctx context.Context, disconnected <-chan struct{}) 
 			// will not work until the configuration is fixed.
 			a.log.ErrorContext(ctx, "ALERT discord gateway failed", "close_code", code, "reason", fatalCloseCodes[code])
 			a.report(ctx, engine.StatusFailed, a.gw.failed.Error())
-			return
+			return true
 		}
 		if err != nil && !errors.Is(err, discordgo.ErrWSAlreadyOpen) {
 			a.log.WarnContext(ctx, "discord gateway: cannot connect; retrying", "error", err, "retry_in_ms", backoff.Milliseconds())
 			if !engine.Sleep(ctx, backoff) {
-				return
+				return false
 			}
 			backoff = min(backoff*2, 2*time.Minute)
 			continue
@@ -112,7 +135,7 @@ func (a *Adapter) runGateway(ctx context.Context, disconnected <-chan struct{}) 
 		select {
 		case <-ctx.Done():
 			_ = a.api.Close()
-			return
+			return false
 		case <-disconnected:
 			a.gw.mu.Lock()
 			a.gw.up = false
@@ -121,6 +144,7 @@ func (a *Adapter) runGateway(ctx context.Context, disconnected <-chan struct{}) 
 			a.report(ctx, engine.StatusReconnecting, "the gateway connection dropped")
 		}
 	}
+	return false
 }
 
 // report records the gateway's state for the console.
@@ -154,7 +178,7 @@ func (a *Adapter) Ready() error {
 	switch {
 	case a.gw.failed != nil:
 		return engine.WrapError(engine.EUNAVAILABLE, a.gw.failed, "%v", a.gw.failed)
-	case !a.gw.up:
+	case !a.gw.up && !a.gw.standby:
 		return engine.Errorf(engine.EUNAVAILABLE, "discord gateway is not connected")
 	}
 	return nil

@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/convosphere/convosphere/engine"
+	"github.com/convosphere/convosphere/store/redis/redistest"
 	"github.com/convosphere/convosphere/store/sqlite"
 )
 
@@ -228,10 +229,22 @@ func TestGatewayReconnects(t *testing.T) {
 }
 
 // TestGatewayLeaderLock: a second adapter for the same application waits
-// for the lock instead of opening a second session.
+// for the lock instead of opening a second session, and takes over.
 func TestGatewayLeaderLock(t *testing.T) {
+	lockers := []struct {
+		name string
+		new  func(t *testing.T) engine.Locker
+	}{
+		{"in-process", func(*testing.T) engine.Locker { return &engine.LocalLocker{} }},
+		{"redis", func(t *testing.T) engine.Locker { return redistest.MustClient(t, "").Locker(0) }},
+	}
+	for _, tt := range lockers {
+		t.Run(tt.name, func(t *testing.T) { testGatewayLeaderLock(t, tt.new(t)) })
+	}
+}
+
+func testGatewayLeaderLock(t *testing.T, lock engine.Locker) {
 	g := newFakeGateway(t)
-	lock := &engine.LocalLocker{}
 	open := func() *Adapter {
 		db, _ := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "c.db")})
 		t.Cleanup(func() { db.Close() })
@@ -243,14 +256,24 @@ func TestGatewayLeaderLock(t *testing.T) {
 		t.Cleanup(func() { a.Close() })
 		return a
 	}
-	open()
+	first := open()
 	second := open()
 	time.Sleep(500 * time.Millisecond)
 	if n := g.conns.Load(); n != 1 {
 		t.Errorf("%d gateway sessions for one application, want 1", n)
 	}
-	if err := second.Ready(); err == nil {
-		t.Error("the replica without the lock says it is connected")
+	// The waiting replica is a ready standby (a rolling update must not
+	// stall on it), and takes over when the holder stops.
+	if err := second.Ready(); err != nil {
+		t.Errorf("the standby replica is not ready: %v", err)
+	}
+	first.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for g.conns.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := g.conns.Load(); n != 2 {
+		t.Fatalf("%d gateway sessions after the holder stopped, want the standby's second one", n)
 	}
 }
 

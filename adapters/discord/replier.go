@@ -100,6 +100,9 @@ func (r *replier) Finish(ctx context.Context, ans engine.Answer) error {
 	if ans.Approval != nil {
 		return r.show(ctx, approvalContent(ans), nil, approvalButtons(ans.Approval))
 	}
+	if ans.Silent && r.meta.Token == "" && len(r.posted) == 0 {
+		return nil // a mention told once already (rate limit); a slash command always gets its answer
+	}
 	text := ans.Display()
 	return r.show(ctx, text, citationsEmbed(ans), feedbackButtons(ans))
 }

@@ -113,6 +113,7 @@ type Adapter struct {
 
 	mu        sync.Mutex
 	connected bool
+	standby   bool  // waiting for the leader lock: another replica holds the websocket
 	lastSeen  int64 // create_at (ms) of the newest post seen
 }
 
@@ -195,7 +196,7 @@ func (a *Adapter) Close() error {
 func (a *Adapter) Ready() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !a.connected {
+	if !a.connected && !a.standby {
 		return engine.Errorf(engine.EUNAVAILABLE, "mattermost websocket is not connected")
 	}
 	return nil

@@ -105,6 +105,9 @@ func (r *replier) Finish(ctx context.Context, ans engine.Answer) error {
 	if ans.Outcome == engine.OutcomeAwaiting && ans.Approval != nil {
 		return r.show(ctx, strings.TrimSpace(ans.Text), r.a.approvalAttachment(ans.Approval, ans.Notice))
 	}
+	if ans.Silent && len(r.posted) == 0 {
+		return nil // told once already (rate limit)
+	}
 	text := ans.Display()
 	if len(ans.Citations) > 0 {
 		var sb strings.Builder

@@ -13,23 +13,37 @@ import (
 	"github.com/convosphere/convosphere/engine"
 )
 
-// run holds the websocket while this replica has the lock: it reads
-// events, and reconnects with backoff, asking the server to replay what
-// was missed (connection_id + sequence_number).
+// run holds the websocket while this replica has the leader lock (one
+// connection per bot account across replicas): it takes the lock, and
+// takes it again after losing it (another replica connects meanwhile).
 func (a *Adapter) run(ctx context.Context) {
 	key := "mattermost-ws:" + a.cfg.URL + ":" + a.bot.Id
-	release, ok, err := a.cfg.Locker.TryLock(ctx, key)
-	for !ok {
-		if err != nil {
-			a.log.WarnContext(ctx, "mattermost websocket lock", "error", err)
-		}
-		if !engine.Sleep(ctx, 5*time.Second) {
+	for ctx.Err() == nil {
+		a.setStandby(true)
+		lease := engine.AcquireLock(ctx, a.cfg.Locker, key, 5*time.Second, a.log)
+		a.setStandby(false)
+		if lease == nil {
 			return
 		}
-		release, ok, err = a.cfg.Locker.TryLock(ctx, key)
+		a.listen(lease.Context())
+		lease.Release()
+		if ctx.Err() == nil {
+			a.log.WarnContext(ctx, "mattermost: leader lock lost; another replica holds the websocket", "cause", context.Cause(lease.Context()))
+			a.setConnected(ctx, false, "leader lock lost; waiting to take it again")
+		}
 	}
-	defer release()
+}
 
+func (a *Adapter) setStandby(on bool) {
+	a.mu.Lock()
+	a.standby = on
+	a.mu.Unlock()
+}
+
+// listen reads events, and reconnects with backoff, asking the server to
+// replay what was missed (connection_id + sequence_number), until ctx
+// (the lease) ends.
+func (a *Adapter) listen(ctx context.Context) {
 	wsURL := "ws" + strings.TrimPrefix(a.cfg.URL, "http")
 	var (
 		connID  string

@@ -244,6 +244,11 @@ func (a *Adapter) acceptChannelMessage(ctx context.Context, env envelope, ev inn
 // enqueue stores the event's message in the inbox. Answers go in the
 // thread: the message's own thread, or a new one under the message.
 func (a *Adapter) enqueue(ctx context.Context, env envelope, ev innerEvent, bot string, dm bool) error {
+	if ev.Channel == "" || ev.TS == "" {
+		// Nowhere to answer: stored, it would only fail and be retried.
+		a.log.WarnContext(ctx, "slack event ignored: no channel or ts", "event_id", env.EventID)
+		return nil
+	}
 	thread := ev.ThreadTS
 	if thread == "" {
 		thread = ev.TS
@@ -287,6 +292,14 @@ const policyTTL = 5 * time.Second
 type cachedPolicy struct {
 	assistants []*engine.Assistant
 	at         time.Time
+}
+
+// ForgetPolicies drops the cached trigger policies (a change notice: an
+// assistant was changed in the console), so the next event reads them.
+func (a *Adapter) ForgetPolicies() {
+	a.mu.Lock()
+	a.policy = cachedPolicy{}
+	a.mu.Unlock()
 }
 
 // trigger returns a channel's trigger policy from the assistants' bindings.

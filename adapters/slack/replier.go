@@ -167,6 +167,9 @@ func (r *replier) Update(ctx context.Context, u engine.Update) error {
 // prompt below it.
 func (r *replier) Finish(ctx context.Context, ans engine.Answer) error {
 	defer r.clearStatus(ctx)
+	if ans.Silent && len(r.posted) == 0 && !r.streaming {
+		return nil // told once already (rate limit): only the status goes
+	}
 	if ans.Outcome == engine.OutcomeAwaiting && ans.Approval != nil {
 		return r.finishAwaiting(ctx, ans)
 	}

@@ -14,6 +14,8 @@ package slack
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,8 +55,11 @@ type Config struct {
 	SigningSecret string // verifies HTTP requests (HTTP mode)
 	BotToken      string // xoxb-: the Web API
 	AppToken      string // xapp-: opens Socket Mode connections
-	Mode          Mode
-	APIURL        string // base URL of the Web API, ending in /; default DefaultAPIURL
+	// Locker elects the one replica that holds the Socket Mode connection;
+	// default an in-process lock.
+	Locker engine.Locker
+	Mode   Mode
+	APIURL string // base URL of the Web API, ending in /; default DefaultAPIURL
 
 	MaxBodyBytes   int64         // cap on a request body; default 1 MiB
 	PartLimit      int           // characters per message before an answer is split; default 3000
@@ -142,6 +147,7 @@ type Adapter struct {
 
 	noStream atomic.Bool // the streaming methods are unavailable: use chat.update
 	socket   *socketClient
+	standby  atomic.Bool // waiting for the Socket Mode leader lock
 	wg       sync.WaitGroup
 	cancel   context.CancelFunc
 }
@@ -207,9 +213,34 @@ func (a *Adapter) Start(ctx context.Context) error {
 		sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		a.cancel = cancel
 		a.socket = newSocketClient(a)
-		a.wg.Go(func() { a.socket.run(sctx) })
+		a.wg.Go(func() { a.holdSocket(sctx) })
 	}
 	return nil
+}
+
+// holdSocket runs the Socket Mode connection while this replica holds the
+// leader lock, taking it again after losing it; meanwhile the replica is
+// a ready standby.
+func (a *Adapter) holdSocket(ctx context.Context) {
+	sum := sha256.Sum256([]byte(a.cfg.AppToken)) // the key names the app without its secret
+	key := "slack-socket:" + hex.EncodeToString(sum[:8])
+	locker := a.cfg.Locker
+	if locker == nil {
+		locker = engine.ProcessLocks
+	}
+	for ctx.Err() == nil {
+		a.standby.Store(true)
+		lease := engine.AcquireLock(ctx, locker, key, 5*time.Second, a.log)
+		a.standby.Store(false)
+		if lease == nil {
+			return
+		}
+		a.socket.run(lease.Context())
+		lease.Release()
+		if ctx.Err() == nil {
+			a.log.WarnContext(ctx, "slack: leader lock lost; another replica holds Socket Mode", "cause", context.Cause(lease.Context()))
+		}
+	}
 }
 
 // Close stops Socket Mode.
@@ -222,9 +253,10 @@ func (a *Adapter) Close() error {
 }
 
 // Ready reports whether the adapter can receive events: in Socket Mode,
-// whether a connection is open.
+// whether a connection is open (a replica waiting for the leader lock is
+// a ready standby).
 func (a *Adapter) Ready() error {
-	if a.socket != nil && !a.socket.connected() {
+	if a.socket != nil && !a.standby.Load() && !a.socket.connected() {
 		return engine.Errorf(engine.EUNAVAILABLE, "slack socket mode is not connected")
 	}
 	return nil

@@ -80,6 +80,9 @@ type Main struct {
 
 // NewMain returns a bot for cfg.
 func NewMain(cfg config.Config, logger *slog.Logger) *Main {
+	if cfg.Tracing.ServiceName == "" {
+		cfg.Tracing.ServiceName = "convosphere-bot"
+	}
 	return &Main{Config: cfg, Logger: logger}
 }
 
@@ -103,6 +106,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			Mode:          slackadapter.Mode(cfg.Slack.Mode),
 			APIURL:        cfg.Slack.APIURL,
 			CitationLink:  citationLink(cfg.Console.PublicURL),
+			Locker:        m.App.Locker,
 		}, m.App.Store, m.Logger); err != nil {
 			return err
 		}
@@ -110,6 +114,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return err
 		}
 		repliers[engine.PlatformSlack] = m.Slack
+		engine.SubscribeRetrying(ctx, m.App.Notifier, engine.TopicAssistants, m.Slack.ForgetPolicies, m.Logger)
 		if cfg.Slack.Mode == "http" {
 			h := m.Slack.Handler()
 			mux.Handle("POST /slack/events", h)
@@ -117,7 +122,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}
 	if cfg.Discord.Enabled() {
-		if m.Discord, err = newDiscord(cfg, m.App.Store, m.Logger); err != nil {
+		if m.Discord, err = newDiscord(cfg, m.App.Store, m.App.Locker, m.Logger); err != nil {
 			return err
 		}
 		repliers[engine.PlatformDiscord] = m.Discord
@@ -127,7 +132,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.Discord.Start(ctx)
 	}
 	if cfg.Mattermost.Enabled() {
-		if m.Mattermost, err = mattermostadapter.New(mattermostadapter.Config{URL: cfg.Mattermost.URL, Token: cfg.Mattermost.Token, ActionsURL: cfg.Mattermost.ActionsURL}, m.App.Store, m.Logger); err != nil {
+		if m.Mattermost, err = mattermostadapter.New(mattermostadapter.Config{URL: cfg.Mattermost.URL, Token: cfg.Mattermost.Token, ActionsURL: cfg.Mattermost.ActionsURL, Locker: m.App.Locker}, m.App.Store, m.Logger); err != nil {
 			return err
 		}
 		if err := m.Mattermost.Start(ctx); err != nil {
@@ -141,11 +146,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// A crashed bot's events wait for their lease to expire before another
 	// worker takes them, so the margin is kept to half a turn (at least 5s).
 	lease := cfg.Engine.TurnTimeout + max(cfg.Engine.TurnTimeout/2, 5*time.Second)
-	worker, err := engine.NewWorker(engine.WorkerConfig{Concurrency: cfg.Bot.Workers, Lease: lease}, engine.WorkerDeps{
-		Inbox: m.App.Store, Handler: m.App.Engine, Repliers: repliers, Logger: m.Logger,
+	worker, err := engine.NewWorker(engine.WorkerConfig{Concurrency: cfg.Bot.Workers, Lease: lease, ShutdownGrace: cfg.Bot.ShutdownGrace}, engine.WorkerDeps{
+		Inbox: m.App.Store, Handler: m.App.Handler, Repliers: repliers, Logger: m.Logger, Observer: m.App.Observer,
 	})
 	if err != nil {
 		return fmt.Errorf("workers: %w", err)
+	}
+	handler, err := m.App.ObserveHTTP(mux, nil) // GET /metrics, and the requests counted by route
+	if err != nil {
+		return err
 	}
 	if m.ln, err = net.Listen("tcp", cfg.Bot.Addr); err != nil {
 		return fmt.Errorf("listen on bot.addr %s: %w (choose a free port with CONVOSPHERE_BOT_ADDR)", cfg.Bot.Addr, err)
@@ -171,9 +180,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
 			return
 		}
+		if d := m.App.Degraded(ctx); len(d) > 0 {
+			m.Logger.WarnContext(ctx, "degraded", "problems", d)
+			writeJSON(w, http.StatusOK, map[string]any{"status": "degraded", "degraded": d})
+			return
+		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
-	m.server = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
+	m.server = &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
 	go func() {
 		if err := m.server.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.Logger.Error("bot listener stopped", "error", err)
@@ -265,13 +279,14 @@ func citationLink(publicURL string) func(engine.Citation) string {
 }
 
 // newDiscord returns the Discord adapter of cfg.
-func newDiscord(cfg config.Config, store discordadapter.Store, logger *slog.Logger) (*discordadapter.Adapter, error) {
+func newDiscord(cfg config.Config, store discordadapter.Store, locker engine.Locker, logger *slog.Logger) (*discordadapter.Adapter, error) {
 	return discordadapter.New(discordadapter.Config{
 		ApplicationID: cfg.Discord.ApplicationID,
 		PublicKey:     cfg.Discord.PublicKey,
 		BotToken:      cfg.Discord.BotToken,
 		Mode:          discordadapter.Mode(cfg.Discord.Mode),
 		APIURL:        cfg.Discord.APIURL,
+		Locker:        locker,
 	}, store, logger)
 }
 
@@ -291,7 +306,7 @@ func runCommand(ctx context.Context, cfg config.Config, args []string, stdout, s
 		fmt.Fprintln(stderr, "bot: discord register: discord.bot_token is not set (see docs/discord.md)")
 		return 2
 	}
-	d, err := newDiscord(cfg, nil, nil)
+	d, err := newDiscord(cfg, nil, nil, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "bot: discord register:", err)
 		return 2

@@ -20,6 +20,7 @@ import (
 	"github.com/convosphere/convosphere/console/web/password"
 	"github.com/convosphere/convosphere/engine"
 	"github.com/convosphere/convosphere/knowledge"
+	"github.com/convosphere/convosphere/observe"
 	"github.com/convosphere/convosphere/tools"
 	mcpserver "github.com/convosphere/convosphere/tools/mcp"
 )
@@ -68,16 +69,26 @@ type Main struct {
 	Stdout io.Writer // start-up banner (URL, first admin password)
 	Logger *slog.Logger
 
-	App    *app.App
-	ln     net.Listener
-	server *http.Server
-	served chan error
-	stop   chan struct{} // ends the background work (session purge)
-	done   sync.WaitGroup
+	App *app.App
+	// StopGrace is how long Close lets answers stream on before ending
+	// them with a note; default 7s (of the 10s Close waits).
+	StopGrace time.Duration
+	ln        net.Listener
+	server    *http.Server
+	served    chan error
+	// base is every request's parent context; Close ends it with the
+	// cause engine.ErrStopping, so answers still streaming end with a note.
+	base     context.Context
+	stopBase context.CancelCauseFunc
+	stop     chan struct{} // ends the background work (session purge)
+	done     sync.WaitGroup
 }
 
 // NewMain returns a console for cfg.
 func NewMain(cfg config.Config, stdout io.Writer, logger *slog.Logger) *Main {
+	if cfg.Tracing.ServiceName == "" {
+		cfg.Tracing.ServiceName = "convosphere-console"
+	}
 	return &Main{Config: cfg, Stdout: stdout, Logger: logger}
 }
 
@@ -110,7 +121,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		MaxUploadBytes:     cfg.Console.MaxUploadBytes,
 		Version:            version,
 	}, web.Deps{
-		Store: m.App.Store, Chat: m.App.Engine, Ready: m.App.Ready, Logger: m.Logger,
+		Store: m.App.Store, Chat: m.App.Handler, Ready: m.App.Ready, Degraded: m.App.Degraded, Logger: m.Logger,
 		Knowledge: knowledgeAPI{Service: m.App.Knowledge, store: m.App.Store},
 		Tools:     toolInventory{reg: m.App.Tools, store: m.App.Store},
 		Providers: providersAPI{app: m.App},
@@ -120,11 +131,20 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("console: %w", err)
 	}
+	// GET /metrics, outside the router (no session, no audit), and the
+	// requests counted by area.
+	observed, err := m.App.ObserveHTTP(handler, observe.RouteByPrefix(
+		"/api/v1/chat", "/api/", "/mcp", "/static/", "/healthz", "/readyz", "/login", "/"))
+	if err != nil {
+		return err
+	}
 	if m.ln, err = net.Listen("tcp", cfg.Console.Addr); err != nil {
 		return fmt.Errorf("listen on console.addr %s: %w (choose a free port with CONVOSPHERE_CONSOLE_ADDR)", cfg.Console.Addr, err)
 	}
+	m.base, m.stopBase = context.WithCancelCause(context.Background())
 	m.server = &http.Server{
-		Handler:           handler,
+		BaseContext:       func(net.Listener) context.Context { return m.base },
+		Handler:           observed,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
@@ -275,7 +295,8 @@ func (m *Main) Wait(ctx context.Context) error {
 }
 
 // Close stops accepting connections, lets requests in flight (streams
-// included) finish for up to 10 seconds, and closes the store.
+// included) finish for up to 10 seconds — answers still streaming after 7
+// end with a note to ask again —, and closes the store.
 func (m *Main) Close() error {
 	var errs []error
 	if m.stop != nil {
@@ -286,12 +307,20 @@ func (m *Main) Close() error {
 	if m.server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		grace := m.StopGrace
+		if grace <= 0 {
+			grace = 7 * time.Second
+		}
+		end := time.AfterFunc(grace, func() { m.stopBase(engine.ErrStopping) })
+		defer end.Stop()
 		if err := m.server.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("shut down console: %w", err))
 		}
+		m.server = nil
 	}
 	if m.App != nil {
 		errs = append(errs, m.App.Close())
+		m.App = nil
 	}
 	return errors.Join(errs...)
 }

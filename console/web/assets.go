@@ -29,7 +29,7 @@ var pageNames = []string{
 	"assistants", "assistant_form",
 	"knowledge", "knowledge_base", "knowledge_search", "knowledge_upload", "knowledge_delete",
 	"conversations", "conversation",
-	"users", "user", "settings", "audit",
+	"users", "user", "settings", "audit", "budgets",
 }
 
 // sharedTemplates are parsed into every page.

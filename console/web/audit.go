@@ -99,6 +99,11 @@ var auditRules = map[string]auditRule{
 	"PUT /api/v1/model-providers/:name":       {Action: "model_provider.save"},
 	"DELETE /api/v1/model-providers/:name":    {Action: "model_provider.delete"},
 	"POST /api/v1/model-providers/:name/test": {Action: "model_provider.test"},
+
+	// Budgets (the engine records "budget.exhausted" itself, as "system").
+	"POST /api/v1/budgets":       {Action: "budget.create"},
+	"PUT /api/v1/budgets/:id":    {Action: "budget.update"},
+	"DELETE /api/v1/budgets/:id": {Action: "budget.delete"},
 }
 
 // auditRuleFor returns the rule of a route; an unnamed state-changing

@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -125,6 +126,9 @@ func (s *Server) answer(c *gin.Context, msg engine.Message) {
 	case err == nil, ans.Outcome == engine.OutcomeInterrupted:
 		s.writeJSON(c, http.StatusOK, chatResponseFor(principalOf(c), ans))
 	default:
+		if ans.RetryAfter > 0 {
+			c.Header("Retry-After", strconv.Itoa(max(1, int((ans.RetryAfter+time.Second-1)/time.Second))))
+		}
 		s.failTrace(c, err, ans.TraceID)
 	}
 }

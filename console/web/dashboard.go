@@ -152,6 +152,9 @@ type dashboardPage struct {
 	Platforms    []trafficRow
 	Error        string
 	AnalyticsURL string // the last seven days
+	// UsedUpBudgets are the budgets used up now, for the alert banner
+	// (budgets.go).
+	UsedUpBudgets []budgetRow
 }
 
 // today returns the current UTC day as a range.
@@ -173,6 +176,7 @@ func (s *Server) showDashboard(c *gin.Context) {
 		sum = &engine.TrafficSummary{}
 	}
 	page.Total, page.Platforms = trafficRows(sum, r.From, r.From)
+	page.UsedUpBudgets = s.usedUpBudgets(ctx)
 	v := s.newView(c, "Dashboard")
 	v.Nav = "dashboard"
 	v.Page = page
@@ -201,6 +205,9 @@ type dashboardCache struct {
 	key string
 	at  time.Time
 	sum *engine.TrafficSummary
+	// budgets is the console's budget meter, which keeps the budgets'
+	// usage for a few seconds too (budgets.go).
+	budgets consoleBudgets
 }
 
 // dashboardSummary is trafficSummary for the dashboard, through its cache.

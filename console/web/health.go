@@ -26,6 +26,13 @@ func (s *Server) readyz(c *gin.Context) {
 	defer cancel()
 	err := s.deps.Ready(ctx)
 	if err == nil {
+		if s.deps.Degraded != nil {
+			if d := s.deps.Degraded(ctx); len(d) > 0 {
+				s.log.WarnContext(ctx, "degraded", "problems", d)
+				s.writeJSON(c, http.StatusOK, map[string]any{"status": "degraded", "degraded": d})
+				return
+			}
+		}
 		s.writeJSON(c, http.StatusOK, map[string]string{"status": "ready"})
 		return
 	}

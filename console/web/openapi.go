@@ -164,6 +164,7 @@ var apiTags = []struct{ Name, Description string }{
 	{"Users", "Console users, their roles, invitations and linked chat identities."},
 	{"API tokens", "API tokens for this API and /mcp."},
 	{"Model providers", "The language-model providers (OpenAI-compatible APIs); their API keys never leave the server."},
+	{"Budgets", "Token and cost budgets per assistant, channel and chat user, per UTC day or month, with their usage."},
 	{"Audit", "The audit log."},
 	{"API", "This document."},
 }
@@ -200,7 +201,8 @@ var apiOperations = []apiOperation{
 		Body:  chatRequest{}, Required: []string{"message"},
 		Responses: []apiResponse{{Status: 200, Description: "The answer.", Body: chatResponse{}, Events: chatEvents}},
 		Errors: map[int]string{400: "", 404: "No such assistant or conversation.", 413: "The message is over the limit.",
-			415: "The body is not JSON.", 503: "The language model or the database is unavailable.", 504: "The answer timed out."},
+			415: "The body is not JSON.", 429: "Over a rate limit, or a budget of the assistant, the channel or the user is used up (outcome budget_exceeded): the message says which and when it resets; Retry-After says when to ask again.",
+			503: "The language model or the database is unavailable.", 504: "The answer timed out."},
 	},
 
 	// Assistants.
@@ -614,6 +616,42 @@ var apiOperations = []apiOperation{
 			503: "Model providers are not available in this console."},
 	},
 
+	// Budgets.
+	{
+		Method: "GET", Path: "/api/v1/budgets", ID: "listBudgets", Tag: "Budgets",
+		Summary:     "List the budgets with their usage this period",
+		Description: "Ordered by scope, target, period and id. Usage counts the tokens of the finished turns since the period began (UTC) and may be a few seconds old; cost_usd prices the models of console.model_prices.",
+		Roles:       anyRole,
+		Responses:   []apiResponse{{Status: 200, Description: "The budgets.", Body: budgetsResponse{}}},
+		Errors:      map[int]string{503: "The database is unavailable."},
+	},
+	{
+		Method: "POST", Path: "/api/v1/budgets", ID: "createBudget", Tag: "Budgets",
+		Summary: "Create a budget",
+		Description: "target is an assistant's id or name (stored as its id), \"<platform>:<channel id>\" or \"<platform>:<user id>\". " +
+			"Set max_tokens, max_cost_usd (US dollars) or both; action is refuse (the default) or fallback with a fallback_model.",
+		Roles: adminsOnly,
+		Body:  budgetRequest{}, Required: []string{"scope", "target", "period"},
+		Responses: []apiResponse{{Status: 201, Description: "The new budget, with its usage.", Body: budgetJSON{}}},
+		Errors:    map[int]string{400: "An invalid budget or an unknown assistant (the message says which)."},
+	},
+	{
+		Method: "PUT", Path: "/api/v1/budgets/:id", ID: "replaceBudget", Tag: "Budgets",
+		Summary: "Replace a budget's fields", Description: "Takes the body of POST; a field left out is emptied.",
+		Roles:  adminsOnly,
+		Params: []apiParam{pathParam("id", "The budget's id.")},
+		Body:   budgetRequest{}, Required: []string{"scope", "target", "period"},
+		Responses: []apiResponse{{Status: 200, Description: "The budget as saved, with its usage.", Body: budgetJSON{}}},
+		Errors:    map[int]string{400: "", 404: "No budget has this id."},
+	},
+	{
+		Method: "DELETE", Path: "/api/v1/budgets/:id", ID: "deleteBudget", Tag: "Budgets",
+		Summary: "Delete a budget", Roles: adminsOnly,
+		Params:    []apiParam{pathParam("id", "The budget's id.")},
+		Responses: []apiResponse{{Status: 204, Description: "Deleted: its turns are no longer limited."}},
+		Errors:    map[int]string{404: "No budget has this id."},
+	},
+
 	// Audit.
 	{
 		Method: "GET", Path: "/api/v1/audit", ID: "listAudit", Tag: "Audit",
@@ -1017,8 +1055,11 @@ var schemaEnums = map[reflect.Type][]any{
 	reflect.TypeFor[engine.TurnRole]():       enumOf(engine.TurnUser, engine.TurnAssistant),
 	reflect.TypeFor[engine.Trigger]():        enumOf(engine.TriggerMention, engine.TriggerThread, engine.TriggerAll),
 	reflect.TypeFor[engine.Outcome](): enumOf(engine.OutcomeAnswered, engine.OutcomeExtractive, engine.OutcomeNoAnswer,
-		engine.OutcomeInterrupted, engine.OutcomeFailed, engine.OutcomeRejected, engine.OutcomeAwaiting),
-	reflect.TypeFor[engine.Rating](): {int(engine.RatingUp), int(engine.RatingDown)},
+		engine.OutcomeInterrupted, engine.OutcomeFailed, engine.OutcomeRejected, engine.OutcomeAwaiting, engine.OutcomeRateLimited, engine.OutcomeBudgetExceeded),
+	reflect.TypeFor[engine.BudgetScope]():  enumOf(engine.BudgetScopeAssistant, engine.BudgetScopeChannel, engine.BudgetScopeUser),
+	reflect.TypeFor[engine.BudgetPeriod](): enumOf(engine.BudgetDay, engine.BudgetMonth),
+	reflect.TypeFor[engine.BudgetAction](): enumOf(engine.BudgetRefuse, engine.BudgetFallback),
+	reflect.TypeFor[engine.Rating]():       {int(engine.RatingUp), int(engine.RatingDown)},
 }
 
 func enumOf[T ~string](values ...T) []any {

@@ -115,6 +115,13 @@ var rbacMatrix = map[string]engine.Role{
 	"PUT /api/v1/model-providers/:name":       engine.RoleAdmin,
 	"DELETE /api/v1/model-providers/:name":    engine.RoleAdmin,
 	"POST /api/v1/model-providers/:name/test": engine.RoleAdmin,
+
+	// Budgets: every role reads them with their usage, admins manage them.
+	"GET /budgets":               engine.RoleViewer,
+	"GET /api/v1/budgets":        engine.RoleViewer,
+	"POST /api/v1/budgets":       engine.RoleAdmin,
+	"PUT /api/v1/budgets/:id":    engine.RoleAdmin,
+	"DELETE /api/v1/budgets/:id": engine.RoleAdmin,
 }
 
 // rbacSkipped are the routes the matrix leaves out, and why: none of them
@@ -511,6 +518,10 @@ func mustSecFixture(t *testing.T) *secFixture {
 	env.mustAudit(&engine.AuditEntry{ActorID: f.xssUser.ID, ActorName: secXSS, Action: "assistant.update", Target: secXSS,
 		Detail: secXSS, Status: 200, IP: "192.0.2.1", UserAgent: secXSS})
 	env.mustAudit(&engine.AuditEntry{ActorName: secJS, Action: "auth.login_failed", Target: secJS, Status: 401, UserAgent: secJS})
+
+	// A budget of the payload channel, used up by its trace (the dashboard's banner).
+	must(st.SaveBudget(ctx, &engine.Budget{ID: "sec-budget", Scope: engine.BudgetScopeChannel, Target: engine.BudgetTarget(engine.PlatformSlack, secXSS),
+		Period: engine.BudgetMonth, MaxTokens: 100, Action: engine.BudgetRefuse}))
 	return f
 }
 

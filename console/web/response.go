@@ -36,6 +36,8 @@ func httpStatus(code string) int {
 		return http.StatusServiceUnavailable
 	case engine.ETIMEOUT:
 		return http.StatusGatewayTimeout
+	case engine.ERATELIMITED:
+		return http.StatusTooManyRequests
 	case errUnsupportedMediaType:
 		return http.StatusUnsupportedMediaType
 	}

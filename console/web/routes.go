@@ -104,6 +104,7 @@ func (s *Server) routes() (*gin.Engine, error) {
 	s.userRoutes(pages, api)         // users.go
 	s.settingsRoutes(pages, api)     // settings.go
 	s.auditRoutes(pages, api)        // audit.go
+	s.budgetRoutes(pages, api)       // budgets.go
 
 	return r, nil
 }

@@ -101,6 +101,9 @@ func (f *secFixture) csrfCases() map[string]csrfCase {
 		"PUT /api/v1/model-providers/:name":                           {path: "/api/v1/model-providers/evil", json: `{"base_url": "https://evil.example/v1", "models": ["m"]}`},
 		"DELETE /api/v1/model-providers/:name":                        {path: "/api/v1/model-providers/openai"},
 		"POST /api/v1/model-providers/:name/test":                     {path: "/api/v1/model-providers/evil/test", json: `{"base_url": "https://evil.example/v1"}`},
+		"POST /api/v1/budgets":                                        {path: "/api/v1/budgets", json: `{"scope": "channel", "target": "slack:C0EVIL", "period": "day", "max_tokens": 1}`},
+		"PUT /api/v1/budgets/:id":                                     {path: "/api/v1/budgets/sec-budget", json: `{"scope": "channel", "target": "slack:C0EVIL", "period": "day", "max_tokens": 1}`},
+		"DELETE /api/v1/budgets/:id":                                  {path: "/api/v1/budgets/sec-budget"},
 	}
 }
 
@@ -180,6 +183,8 @@ func (f *secFixture) snapshot(t *testing.T) string {
 	dump("invitations", len(invitations), err)
 	servers, err := st.ToolServers(ctx)
 	dump("tool servers", servers, err)
+	budgets, err := st.ListBudgets(ctx)
+	dump("budgets", budgets, err)
 	approvals, err := st.ListApprovals(ctx, engine.ApprovalFilter{})
 	for _, ap := range approvals {
 		fmt.Fprintf(&b, "approval %s: %s\n", ap.ID, ap.Status)

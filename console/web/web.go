@@ -188,8 +188,11 @@ type Deps struct {
 	Tools ToolInventory
 	// Ready reports whether the dependencies can serve (for /readyz); nil
 	// means always ready.
-	Ready  func(ctx context.Context) error
-	Logger *slog.Logger
+	Ready func(ctx context.Context) error
+	// Degraded lists the dependencies that are down but have a fallback
+	// (/readyz stays 200 and names them); nil: none.
+	Degraded func(ctx context.Context) []string
+	Logger   *slog.Logger
 }
 
 // Server is the console's http.Handler.

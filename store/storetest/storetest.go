@@ -77,8 +77,24 @@ func Run(t *testing.T, open func(tb testing.TB) engine.Store) {
 		{"ConcurrentWorkersKeepThreadOrder", testConcurrentWorkers},
 		{"Outbox", testOutbox},
 		{"Audit", testAudit}, {"AuditValidation", testAuditValidation}, {"ListAudit", testListAudit}, {"ListAuditDefaultLimit", testListAuditDefaultLimit},
+		{"Budgets", testBudgets}, {"BudgetTokens", testBudgetTokens},
 	}
 	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.fn(t, open(t))
+		})
+	}
+}
+
+// RunSessions runs the tests of console sessions (and of the operations
+// that end them) alone, for a store whose sessions live elsewhere
+// (store/redis.WithSessions).
+func RunSessions(t *testing.T, open func(tb testing.TB) engine.Store) {
+	for _, tt := range []struct {
+		name string
+		fn   func(t *testing.T, s engine.Store)
+	}{{"Sessions", testSessions}, {"Invitations", testInvitations}, {"SignIns", testSignIns}} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			tt.fn(t, open(t))

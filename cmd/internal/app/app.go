@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/convosphere/convosphere/cmd/internal/config"
 	"github.com/convosphere/convosphere/engine"
@@ -23,7 +24,9 @@ import (
 	"github.com/convosphere/convosphere/llm/extractive"
 	"github.com/convosphere/convosphere/llm/openai"
 	"github.com/convosphere/convosphere/llm/router"
+	"github.com/convosphere/convosphere/observe"
 	"github.com/convosphere/convosphere/store/postgres"
+	"github.com/convosphere/convosphere/store/redis"
 	"github.com/convosphere/convosphere/store/sqlite"
 	"github.com/convosphere/convosphere/tools"
 )
@@ -45,6 +48,18 @@ type App struct {
 	Secrets *engine.SecretBox
 	Tools   *tools.Registry
 	Engine  *engine.Engine
+	// Handler is Engine observed (metrics, traces): the workers and the
+	// console's chat answer through it.
+	Handler engine.Handler
+	// Observer holds the metrics and the tracer (metrics.*, tracing.*).
+	Observer *observe.Observer
+	metrics  *metricsServer // metrics.addr's listener, when set
+	// Redis is nil unless redis.url is set. Locker, Notifier and Limiter
+	// are then shared through it, else in-process.
+	Redis    *redis.Client
+	Locker   engine.Locker
+	Notifier engine.Notifier
+	Limiter  engine.RateLimiter
 }
 
 // OpenTools starts the configured MCP servers (tools.mcp_servers); a
@@ -72,9 +87,9 @@ func NewLogger(cfg config.Log, w io.Writer) *slog.Logger {
 	_ = level.UnmarshalText([]byte(cfg.Level))
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(observe.LogHandler(slog.NewJSONHandler(w, opts)))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(observe.LogHandler(slog.NewTextHandler(w, opts)))
 }
 
 // OpenStore opens the configured relational store: SQLite in the data
@@ -123,12 +138,15 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, 
 			_ = a.Close()
 		}
 	}()
+	if a.Observer, err = OpenObserver(cfg, logger); err != nil {
+		return nil, err
+	}
 	if a.Store, err = OpenStore(ctx, cfg, logger, true); err != nil {
 		return nil, err
 	}
-	if cfg.Redis.URL != "" {
-		logger.Warn("redis.url is set but this version does not use Redis yet; everything runs in-process")
-	}
+	a.Store = a.Observer.Store(a.Store) // counts and traces the inbox's events
+	a.openShared(ctx, cfg, logger)
+	a.Store = engine.WithChangeNotices(ctx, a.Store, a.Notifier, 0, logger)
 	if a.Index, err = OpenIndex(ctx, cfg, logger); err != nil {
 		return nil, err
 	}
@@ -166,19 +184,37 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, 
 	if a.Tools, err = OpenTools(ctx, cfg.Tools, a.Knowledge, a.Store, logger); err != nil {
 		return nil, err
 	}
+	// Budgets price tokens as the console's analytics do (console.model_prices).
+	prices := make(map[string]engine.ModelPrice, len(cfg.Console.ModelPrices))
+	for model, p := range cfg.Console.ModelPrices {
+		prices[model] = engine.ModelPrice{InputPerMillion: p.InputPerMillion, OutputPerMillion: p.OutputPerMillion}
+	}
+	budgets, err := engine.NewBudgetMeter(engine.BudgetConfig{Prices: prices}, engine.BudgetDeps{Store: a.Store, Audit: a.Store, Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("budgets (console.model_prices): %w", err)
+	}
 	a.Engine, err = engine.New(engine.Config{
 		MaxMessageBytes: cfg.Engine.MaxMessageBytes,
 		HistoryTokens:   cfg.Engine.HistoryTokens,
 		StallTimeout:    cfg.Engine.StallTimeout,
 		TurnTimeout:     cfg.Engine.TurnTimeout,
 		ApprovalTTL:     cfg.Tools.ApprovalTTL,
+		RateLimits: engine.RateLimits{
+			User:      engine.Rate{Limit: cfg.RateLimits.UserPerMinute, Per: time.Minute},
+			Channel:   engine.Rate{Limit: cfg.RateLimits.ChannelPerMinute, Per: time.Minute},
+			Assistant: engine.Rate{Limit: cfg.RateLimits.AssistantPerMinute, Per: time.Minute},
+		},
 	}, engine.Deps{
 		Assistants: a.Store, Conversations: a.Store, Traces: a.Store,
-		Model: a.Model, Retriever: a.Knowledge, Tools: a.Tools, ToolAudit: a.Store, Approvals: a.Store, Logger: logger,
+		Model: a.Observer.Model(a.Model), Retriever: a.Observer.Retriever(a.Knowledge), Tools: a.Observer.Tools(a.Tools),
+		ToolAudit: a.Store, Approvals: a.Store, Logger: logger,
+		Limiter: a.Limiter, Budgets: budgets,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
+	a.Handler = a.Observer.Handler(a.Engine)
+	a.subscribeChanges(ctx, logger)
 	return a, nil
 }
 
@@ -241,6 +277,19 @@ func (a *App) Ready(ctx context.Context) error {
 	return nil
 }
 
+// Degraded lists what does not work but has a fallback (for /readyz,
+// which stays ready): Redis down means rate limits are off, sign-ins fail
+// and locks wait, while events are still answered and de-duplicated.
+func (a *App) Degraded(ctx context.Context) []string {
+	if a.Redis == nil {
+		return nil
+	}
+	if err := a.Redis.Ping(ctx); err != nil {
+		return []string{"redis: Redis is unavailable; rate limits are off, console sign-ins fail and leader locks wait until it is back"}
+	}
+	return nil
+}
+
 // Close releases every component that was opened.
 func (a *App) Close() error {
 	var errs []error
@@ -253,6 +302,10 @@ func (a *App) Close() error {
 	if a.Store != nil {
 		errs = append(errs, a.Store.Close())
 	}
+	if a.Redis != nil {
+		errs = append(errs, a.Redis.Close())
+	}
+	errs = append(errs, a.closeObserver())
 	return errors.Join(errs...)
 }
 

@@ -43,8 +43,11 @@ type Config struct {
 	Mattermost Mattermost `mapstructure:"mattermost" yaml:"mattermost"`
 	Tools      Tools      `mapstructure:"tools" yaml:"tools"`
 	Engine     Engine     `mapstructure:"engine" yaml:"engine"`
+	RateLimits RateLimits `mapstructure:"rate_limits" yaml:"rate_limits"`
 	Log        Log        `mapstructure:"log" yaml:"log"`
 	Demo       Demo       `mapstructure:"demo" yaml:"demo"`
+	Metrics    Metrics    `mapstructure:"metrics" yaml:"metrics"`
+	Tracing    Tracing    `mapstructure:"tracing" yaml:"tracing"`
 }
 
 // Console configures the admin console.
@@ -56,7 +59,8 @@ type Console struct {
 	SessionIdleTimeout time.Duration `mapstructure:"session_idle_timeout" yaml:"session_idle_timeout"`
 	// ModelPrices price each model's tokens (in the YAML file: model name
 	// → input_per_million and output_per_million, in dollars) for the
-	// analytics' estimated cost.
+	// analytics' estimated cost and the budgets' cost limits (the bot
+	// reads them too).
 	ModelPrices map[string]ModelPrice `mapstructure:"model_prices" yaml:"model_prices"`
 	// MaxUploadBytes caps one knowledge upload request (all its files).
 	MaxUploadBytes int64 `mapstructure:"max_upload_bytes" yaml:"max_upload_bytes"`
@@ -69,6 +73,10 @@ type Console struct {
 type Bot struct {
 	Addr    string `mapstructure:"addr" yaml:"addr"`
 	Workers int    `mapstructure:"workers" yaml:"workers"`
+	// ShutdownGrace is how long answers in progress may go on after
+	// SIGTERM; then they are interrupted with a note and handed back to
+	// the inbox for another replica (or the restarted bot) to finish.
+	ShutdownGrace time.Duration `mapstructure:"shutdown_grace" yaml:"shutdown_grace"`
 }
 
 // Slack configures the Slack adapter; it is on when bot_token is set.
@@ -211,6 +219,17 @@ type Engine struct {
 	TurnTimeout     time.Duration `mapstructure:"turn_timeout" yaml:"turn_timeout"`
 }
 
+// RateLimits cap the messages answered per minute, per chat user, per
+// channel and per assistant (token buckets: a burst of the same size is
+// allowed); 0 turns a limit off. With redis.url set the replicas share
+// the buckets. The first message over a limit gets a notice, the next
+// ones none until the bucket refills.
+type RateLimits struct {
+	UserPerMinute      int `mapstructure:"user_per_minute" yaml:"user_per_minute"`
+	ChannelPerMinute   int `mapstructure:"channel_per_minute" yaml:"channel_per_minute"`
+	AssistantPerMinute int `mapstructure:"assistant_per_minute" yaml:"assistant_per_minute"`
+}
+
 // Log configures logging.
 type Log struct {
 	Level  string `mapstructure:"level" yaml:"level"`
@@ -222,12 +241,35 @@ type Demo struct {
 	DocsDir string `mapstructure:"docs_dir" yaml:"docs_dir"`
 }
 
+// Metrics configures the Prometheus endpoint GET /metrics (see
+// docs/observability.md). It needs no authentication, like /healthz: keep
+// it on an internal network.
+type Metrics struct {
+	Enabled bool `mapstructure:"enabled" yaml:"enabled"`
+	// Addr serves /metrics on a listener of its own (host:port); empty:
+	// on the process's listener (bot.addr, console.addr).
+	Addr string `mapstructure:"addr" yaml:"addr"`
+}
+
+// Tracing configures OpenTelemetry tracing: one trace per inbound event,
+// exported over OTLP/HTTP.
+type Tracing struct {
+	// OTLPEndpoint is the OTLP/HTTP receiver, e.g. http://otel-collector:4318
+	// (/v1/traces is added when the URL has no path); empty: tracing is off.
+	OTLPEndpoint string `mapstructure:"otlp_endpoint" yaml:"otlp_endpoint" secret:"url"`
+	// SampleRatio is the share of events traced, above 0 and at most 1.
+	SampleRatio float64 `mapstructure:"sample_ratio" yaml:"sample_ratio"`
+	// ServiceName names the process in the traces; empty: convosphere-bot
+	// or convosphere-console.
+	ServiceName string `mapstructure:"service_name" yaml:"service_name"`
+}
+
 // Default returns the built-in defaults.
 func Default() Config {
 	return Config{
 		DataDir:  "./data",
 		Console:  Console{Addr: "127.0.0.1:8080", SessionTTL: 12 * time.Hour, SessionIdleTimeout: 30 * time.Minute, MaxUploadBytes: 64 << 20},
-		Bot:      Bot{Addr: "127.0.0.1:8081", Workers: 4},
+		Bot:      Bot{Addr: "127.0.0.1:8081", Workers: 4, ShutdownGrace: 20 * time.Second},
 		LLM:      LLM{APIType: "openai", Timeout: 2 * time.Minute, MaxRetries: 3},
 		Weaviate: Weaviate{Collection: "ConvoSphereChunk"},
 		Slack:    Slack{Mode: "http", APIURL: "https://slack.com/api/"},
@@ -235,8 +277,11 @@ func Default() Config {
 		Tools:    Tools{CallTimeout: 30 * time.Second, MaxOutputBytes: 16 << 10, ApprovalTTL: 24 * time.Hour},
 		Knowledge: Knowledge{ChunkSize: 1200, ChunkOverlap: 150, MaxFileBytes: 20 << 20, MaxPages: 500,
 			ExtractTimeout: time.Minute},
-		Engine: Engine{MaxMessageBytes: 16 << 10, HistoryTokens: 4000, StallTimeout: 45 * time.Second, TurnTimeout: 3 * time.Minute},
-		Log:    Log{Level: "info", Format: "text"},
+		Engine:     Engine{MaxMessageBytes: 16 << 10, HistoryTokens: 4000, StallTimeout: 45 * time.Second, TurnTimeout: 3 * time.Minute},
+		RateLimits: RateLimits{UserPerMinute: 20, ChannelPerMinute: 60},
+		Log:        Log{Level: "info", Format: "text"},
+		Metrics:    Metrics{Enabled: true},
+		Tracing:    Tracing{SampleRatio: 1},
 	}
 }
 
@@ -339,6 +384,15 @@ func (c *Config) Validate() error {
 	if err := checkURL("redis.url", c.Redis.URL, "redis", "rediss"); err != nil {
 		return err
 	}
+	if c.Bot.ShutdownGrace < 0 {
+		return &Error{"bot.shutdown_grace", "is negative", "use a duration such as 20s (0: answers in progress always finish before the bot stops)"}
+	}
+	for key, n := range map[string]int{"rate_limits.user_per_minute": c.RateLimits.UserPerMinute,
+		"rate_limits.channel_per_minute": c.RateLimits.ChannelPerMinute, "rate_limits.assistant_per_minute": c.RateLimits.AssistantPerMinute} {
+		if n < 0 {
+			return &Error{key, fmt.Sprintf("%d is negative", n), "use a number of messages per minute, or 0 for no limit"}
+		}
+	}
 	if err := checkURL("weaviate.url", c.Weaviate.URL, "http", "https"); err != nil {
 		return err
 	}
@@ -431,6 +485,17 @@ func (c *Config) Validate() error {
 	}
 	if c.Bot.Workers < 1 || c.Bot.Workers > 256 {
 		return &Error{"bot.workers", fmt.Sprintf("%d is out of range", c.Bot.Workers), "use 1 to 256 (default 4)"}
+	}
+	if c.Metrics.Addr != "" {
+		if _, port, err := net.SplitHostPort(c.Metrics.Addr); err != nil || port == "" {
+			return &Error{"metrics.addr", fmt.Sprintf("%q is not host:port", c.Metrics.Addr), "use a listen address like 127.0.0.1:9090, or leave it empty to serve /metrics on bot.addr and console.addr"}
+		}
+	}
+	if err := checkURL("tracing.otlp_endpoint", c.Tracing.OTLPEndpoint, "http", "https"); err != nil {
+		return err
+	}
+	if r := c.Tracing.SampleRatio; r <= 0 || r > 1 {
+		return &Error{"tracing.sample_ratio", fmt.Sprintf("%g is out of range", r), "use a share of the events above 0 and at most 1, e.g. 0.1 (default 1: every event)"}
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":

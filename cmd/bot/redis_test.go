@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/convosphere/convosphere/cmd/internal/config"
+	"github.com/convosphere/convosphere/engine"
+	"github.com/convosphere/convosphere/store/redis/redistest"
+)
+
+// mentionBody is a Slack app_mention delivery of its own ts.
+func mentionBody(eventID string, n int) []byte {
+	ts := fmt.Sprintf("1710000000.%06d", n)
+	body, _ := json.Marshal(map[string]any{"token": "x", "team_id": "T1", "api_app_id": "A1", "type": "event_callback",
+		"event_id": eventID, "event_time": time.Now().Unix(),
+		"event":          map[string]any{"type": "app_mention", "user": "U1", "text": "<@UBOT> question " + eventID, "ts": ts, "channel": "C1", "event_ts": ts},
+		"authorizations": []map[string]any{{"team_id": "T1", "user_id": "UBOT", "is_bot": true}}})
+	return body
+}
+
+// TestRedisDownFallsBack stops Redis under a running bot: /readyz stays
+// 200 and says "degraded", events are still answered exactly once (the
+// database de-duplicates), the rate limit lets them through (fail open),
+// and all comes back when Redis does.
+func TestRedisDownFallsBack(t *testing.T) {
+	rs := redistest.StartServer(t)
+	fake := &replicaSlack{}
+	api := httptest.NewServer(fake)
+	defer api.Close()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Bot.Addr = "127.0.0.1:0"
+	cfg.Redis.URL = rs.URL()
+	cfg.RateLimits.UserPerMinute = 2
+	cfg.Slack = config.Slack{BotToken: "xoxb-redis", SigningSecret: slackSecret, Mode: "http", APIURL: api.URL + "/api/"}
+	m := NewMain(cfg, slog.New(slog.DiscardHandler))
+	if err := m.Run(context.Background()); err != nil {
+		_ = m.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	if err := m.App.Store.CreateAssistant(t.Context(), &engine.Assistant{Name: "Guide", IsDefault: true}); err != nil {
+		t.Fatal(err)
+	}
+	ready := func() (int, string) {
+		t.Helper()
+		resp, err := http.Get("http://" + m.Addr() + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body struct{ Status string }
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body.Status
+	}
+	deliver := func(id string, n int) {
+		t.Helper()
+		for retry := range 2 { // each event twice
+			if code, err := postSlack(m.Addr(), mentionBody(id, n), retry); err != nil || code != http.StatusOK {
+				t.Fatalf("delivery of %s: %d %v", id, code, err)
+			}
+		}
+	}
+	waitAnswers := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for len(fake.snapshot()) < n && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(300 * time.Millisecond)
+		if got := len(fake.snapshot()); got != n {
+			t.Fatalf("%d answers posted, want %d", got, n)
+		}
+	}
+
+	if code, status := ready(); code != 200 || status != "ready" {
+		t.Fatalf("/readyz with Redis up: %d %q", code, status)
+	}
+	deliver("EvR1", 1)
+	deliver("EvR2", 2)
+	waitAnswers(2)
+
+	rs.Stop()
+	if code, status := ready(); code != 200 || status != "degraded" {
+		t.Fatalf("/readyz with Redis down: %d %q, want 200 degraded", code, status)
+	}
+	// Over the limit of 2 a minute, but the limiter is down: answered.
+	for i := 3; i <= 5; i++ {
+		deliver(fmt.Sprintf("EvR%d", i), i)
+	}
+	waitAnswers(5)
+	for _, a := range fake.snapshot() {
+		if a.eventID == "" {
+			t.Errorf("an answer without its event: %+v", a)
+		}
+	}
+
+	rs.Start()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, status := ready()
+		if code == 200 && status == "ready" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz after Redis came back: %d %q", code, status)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// With the limiter back (a fresh Redis: a new bucket of 2), two more
+	// answers, then one notice, then silence.
+	for i := 6; i <= 9; i++ {
+		deliver(fmt.Sprintf("EvR%d", i), i)
+	}
+	waitAnswers(8)
+	if last := fake.snapshot()[7]; last.eventID != "EvR8" || !strings.Contains(last.text, "faster than I can answer") {
+		t.Errorf("8th post = %+v, want the rate limit notice for EvR8", last)
+	}
+}
