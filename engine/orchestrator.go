@@ -125,6 +125,8 @@ type turn struct {
 	assistant *Assistant
 	conv      *Conversation
 	passages  []Passage
+	// searchErr is why the knowledge bases could not be searched.
+	searchErr error
 }
 
 // status shows what the assistant is doing, when the replier can.
@@ -339,6 +341,7 @@ func (e *Engine) retrieve(ctx context.Context, t *turn) {
 	if err != nil {
 		done("searched "+strings.Join(a.KnowledgeBases, ", "), err)
 		e.log.WarnContext(ctx, "retrieve passages", "trace_id", t.trace.ID, "assistant", a.Name, "error", err)
+		t.searchErr = err
 		return
 	}
 	done(fmt.Sprintf("%d passages from %s (%s)", len(res.Passages), strings.Join(a.KnowledgeBases, ", "), res.Applied.Mode), nil)
@@ -430,6 +433,11 @@ func (e *Engine) conclude(ctx context.Context, t *turn, shown, text, notice stri
 		ans.Outcome, ans.Notice = OutcomeInterrupted, "The answer was interrupted: "+ErrorMessage(modelError(err))
 	case err != nil:
 		ans.Outcome, ans.Notice = OutcomeFailed, ErrorMessage(modelError(err))
+	case t.trace.Model == ModelExtractive && t.searchErr != nil:
+		// Quoting passages is all there is to do: wait for the index
+		// (the event is retried, and the retry edits this notice).
+		ans.Outcome, ans.Notice = OutcomeFailed, "The knowledge base cannot be searched right now; I'll answer as soon as it is back."
+		err = WrapError(EUNAVAILABLE, t.searchErr, "%s", ans.Notice)
 	case t.trace.Model == ModelExtractive && len(t.passages) == 0:
 		ans.Outcome = OutcomeNoAnswer
 	case t.trace.Model == ModelExtractive:
@@ -442,6 +450,9 @@ func (e *Engine) conclude(ctx context.Context, t *turn, shown, text, notice stri
 		err = modelError(err)
 	} else {
 		err = nil
+	}
+	if t.searchErr != nil && ans.Notice == "" && ans.Outcome == OutcomeAnswered {
+		ans.Notice = "The knowledge base could not be searched, so this answer does not draw on it."
 	}
 	if ans.Outcome != OutcomeFailed && ans.Outcome != OutcomeAwaiting {
 		if serr := e.deps.Conversations.AddTurn(context.WithoutCancel(ctx), &Turn{

@@ -247,6 +247,9 @@ func TestHandleRetrievalFailureStillAnswers(t *testing.T) {
 	if err != nil || ans.Outcome != engine.OutcomeAnswered {
 		t.Fatalf("answer %+v, err %v", ans, err)
 	}
+	if ans.Notice != "The knowledge base could not be searched, so this answer does not draw on it." {
+		t.Errorf("notice %q: the user is not told the answer lacks the knowledge base", ans.Notice)
+	}
 	tr, _ := f.store.TraceByID(context.Background(), ans.TraceID)
 	var found bool
 	for _, s := range tr.Steps {
@@ -349,5 +352,18 @@ func TestRetryDoesNotRepeatTheQuestion(t *testing.T) {
 	}
 	if questions != 1 {
 		t.Errorf("%d user turns stored for one question", questions)
+	}
+}
+
+// Without a language model the answer is the passages: when the knowledge
+// bases cannot be searched the turn fails with a notice and is retried.
+func TestExtractiveWaitsForTheIndex(t *testing.T) {
+	f := mustFixture(t, engine.Config{})
+	f.model.Name = engine.ModelExtractive
+	f.retriever.Err = errors.New("weaviate: connection refused")
+	ans, err := f.engine.Handle(t.Context(), slackMessage("T1", "question"), &enginetest.Replier{})
+	if engine.ErrorCode(err) != engine.EUNAVAILABLE || ans.Outcome != engine.OutcomeFailed ||
+		ans.Notice != "The knowledge base cannot be searched right now; I'll answer as soon as it is back." {
+		t.Fatalf("answer %+v, err %v; want failed (retried) with the notice", ans, err)
 	}
 }

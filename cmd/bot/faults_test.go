@@ -1,11 +1,16 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +18,7 @@ import (
 
 	"github.com/convosphere/convosphere/cmd/internal/config"
 	"github.com/convosphere/convosphere/engine"
+	"github.com/convosphere/convosphere/llm/openaitest"
 	"github.com/convosphere/convosphere/store/postgres"
 	"github.com/convosphere/convosphere/store/postgres/pgtest"
 )
@@ -97,5 +103,190 @@ func TestPostgresRestartDuringIngestion(t *testing.T) {
 	}
 	if len(answers) != events {
 		t.Errorf("%d answers for %d events: some were answered twice", len(answers), events)
+	}
+}
+
+// TestModelFaults runs the bot's real wiring against an OpenAI-compatible
+// model that fails in each way a hosted one does. Each question gets one
+// message in its thread: the user first sees the reason (and what was
+// written so far), and when the model works again the event's retry edits
+// that same message into the whole answer — never a second message.
+func TestModelFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for retries")
+	}
+	const full = "Deploy with make run, then open the console."
+	tests := []struct {
+		name     string
+		replies  []openaitest.Reply
+		retries  int    // llm.max_retries
+		interim  string // what the user sees before the retry (empty: the answer at once)
+		minDelay time.Duration
+		stall    time.Duration // engine.stall_timeout; default 1s
+	}{
+		{"500", []openaitest.Reply{{Status: 500, ErrorMessage: "upstream exploded"}}, 0,
+			"The language model is unavailable right now", 0, 0},
+		{"429 with Retry-After is waited for", []openaitest.Reply{{Status: 429, ErrorMessage: "slow down", RetryAfter: "1"}}, 1,
+			"", time.Second, 5 * time.Second},
+		{"stall mid-stream keeps the partial answer", []openaitest.Reply{{Chunks: []string{"Deploy with ", "make run"}, Interrupt: openaitest.Stall, InterruptAfter: 1}}, 0,
+			"Deploy with", 0, 0},
+		{"time out", []openaitest.Reply{{Text: full, Delay: 4 * time.Second}}, 0,
+			"took too long", 0, 10 * time.Second},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			llm := openaitest.NewServer(t)
+			llm.Script(append(tt.replies, openaitest.Reply{Chunks: []string{"Deploy with make run, ", "then open the console."}})...)
+			fake := &replicaSlack{}
+			api := httptest.NewServer(fake)
+			defer api.Close()
+			cfg := config.Default()
+			cfg.DataDir = t.TempDir()
+			cfg.Bot.Addr = "127.0.0.1:0"
+			cfg.LLM.BaseURL, cfg.LLM.Model, cfg.LLM.MaxRetries = llm.BaseURL(), "fault-model", tt.retries
+			cfg.Engine.StallTimeout, cfg.Engine.TurnTimeout = cmp.Or(tt.stall, time.Second), 2*time.Second
+			cfg.Slack = config.Slack{BotToken: "xoxb-faults", SigningSecret: slackSecret, Mode: "http", APIURL: api.URL + "/api/"}
+			m := NewMain(cfg, slog.New(slog.DiscardHandler))
+			if err := m.Run(context.Background()); err != nil {
+				_ = m.Close()
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = m.Close() })
+			if err := m.App.Store.CreateAssistant(t.Context(), &engine.Assistant{Name: "Guide", IsDefault: true}); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			if code, err := postSlack(m.Addr(), mentionBody(fmt.Sprintf("EvFault%d", i), i+1), 0); err != nil || code != http.StatusOK {
+				t.Fatalf("delivery: %d %v", code, err)
+			}
+			deadline := time.Now().Add(30 * time.Second)
+			var first string
+			for time.Now().Before(deadline) {
+				if as := fake.snapshot(); len(as) > 0 {
+					if first == "" {
+						first = as[0].text
+					}
+					if fake.text("1800000000.000001") != "" && strings.HasPrefix(fake.text("1800000000.000001"), full) {
+						break
+					}
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			answers := fake.snapshot()
+			for _, r := range llm.Requests() {
+				t.Logf("model request: %s", r.LastUserMessage())
+			}
+			if len(answers) != 1 {
+				t.Fatalf("%d messages posted, want exactly 1: %+v", len(answers), answers)
+			}
+			if got := fake.text("1800000000.000001"); !strings.HasPrefix(got, full) {
+				t.Fatalf("the message ends as %q, want the whole answer", got)
+			}
+			if tt.interim != "" && !strings.Contains(first, tt.interim) {
+				t.Errorf("the user first saw %q, want it to contain %q", first, tt.interim)
+			}
+			if tt.interim == "" && fake.edits > 0 && !strings.HasPrefix(first, "Deploy") {
+				t.Errorf("the user first saw %q, want the answer", first)
+			}
+			if d := time.Since(start); d < tt.minDelay {
+				t.Errorf("answered after %v, before the Retry-After of %v", d, tt.minDelay)
+			}
+		})
+	}
+}
+
+// weaviateServer runs scripts/weaviate.sh with a state directory of the
+// test's own: a private Weaviate that the test may stop and start.
+type weaviateServer struct {
+	t   *testing.T
+	dir string
+	url string
+}
+
+func startWeaviate(t *testing.T) *weaviateServer {
+	t.Helper()
+	if os.Getenv("CONVOSPHERE_TEST_WEAVIATE_URL") == "" && os.Getenv("CONVOSPHERE_REQUIRE_SERVERS") == "" {
+		t.Skip("no Weaviate here: run scripts/services.sh start (it builds weaviate-server)")
+	}
+	w := &weaviateServer{t: t, dir: t.TempDir()}
+	w.run("start")
+	t.Cleanup(func() { w.run("stop") })
+	return w
+}
+
+func (w *weaviateServer) run(cmd string) {
+	w.t.Helper()
+	c := exec.Command(filepath.Join("..", "..", "scripts", "weaviate.sh"), cmd)
+	c.Env = append(os.Environ(), "CONVOSPHERE_SERVICES_DIR="+w.dir, "CONVOSPHERE_WEAVIATE_PORT=")
+	out, err := c.Output()
+	if err != nil {
+		w.t.Fatalf("scripts/weaviate.sh %s: %v", cmd, err)
+	}
+	if _, url, ok := strings.Cut(strings.TrimSpace(string(out)), "CONVOSPHERE_TEST_WEAVIATE_URL="); ok {
+		w.url = url
+	}
+}
+
+// TestWeaviateStops stops the Weaviate knowledge index under the bot.
+// Without a language model the answer is quoted from the knowledge base,
+// so a question asked meanwhile gets one message saying it waits for the
+// index, which the event's retry edits into the answer once Weaviate is
+// back. Nothing is posted twice.
+func TestWeaviateStops(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts and stops a Weaviate server")
+	}
+	wv := startWeaviate(t)
+	docs := t.TempDir()
+	if err := os.WriteFile(filepath.Join(docs, "deploy.md"), []byte("# Deploying\n\nRun make run to start the console and the bot on the embedded store.\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fake := &replicaSlack{}
+	api := httptest.NewServer(fake)
+	defer api.Close()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Bot.Addr = "127.0.0.1:0"
+	cfg.Weaviate.URL = wv.url
+	cfg.Weaviate.Collection = "FaultTest"
+	cfg.Slack = config.Slack{BotToken: "xoxb-weaviate", SigningSecret: slackSecret, Mode: "http", APIURL: api.URL + "/api/"}
+	m := NewMain(cfg, slog.New(slog.DiscardHandler))
+	if err := m.Run(context.Background()); err != nil {
+		_ = m.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	if err := m.App.SeedDemo(t.Context(), docs); err != nil {
+		t.Fatal(err)
+	}
+	waitText := func(ts string, ok func(string) bool, within time.Duration) string {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for time.Now().Before(deadline) {
+			if s := fake.text(ts); ok(s) {
+				return s
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("message %s says %q", ts, fake.text(ts))
+		return ""
+	}
+	quoted := func(s string) bool { return strings.Contains(s, "make run") }
+
+	if code, err := postSlack(m.Addr(), mentionText("EvW1", 1, "How do I start the console?"), 0); err != nil || code != 200 {
+		t.Fatalf("delivery: %d %v", code, err)
+	}
+	waitText("1800000000.000001", quoted, 20*time.Second)
+
+	wv.run("stop")
+	if code, err := postSlack(m.Addr(), mentionText("EvW2", 2, "How do I start the bot?"), 0); err != nil || code != 200 {
+		t.Fatalf("delivery: %d %v", code, err)
+	}
+	waitText("1800000000.000002", func(s string) bool { return strings.Contains(s, "knowledge base cannot be searched right now") }, 20*time.Second)
+
+	wv.run("start")
+	waitText("1800000000.000002", quoted, 60*time.Second)
+	if n := len(fake.snapshot()); n != 2 {
+		t.Errorf("%d messages posted for 2 questions", n)
 	}
 }

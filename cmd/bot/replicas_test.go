@@ -32,6 +32,8 @@ type replicaSlack struct {
 	answers []answerPost // in the order Slack received them
 	posts   int
 	threads map[string][]map[string]any // channel/thread → messages
+	texts   map[string]string           // ts → the message's text now (after edits)
+	edits   int
 }
 
 type answerPost struct{ thread, eventID, text string }
@@ -60,11 +62,21 @@ func (s *replicaSlack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		var meta any
 		_ = json.Unmarshal([]byte(r.Form.Get("metadata")), &meta)
+		if s.texts == nil {
+			s.texts = map[string]string{}
+		}
+		s.texts[ts] = r.Form.Get("text")
 		key := r.Form.Get("channel") + "/" + r.Form.Get("thread_ts")
 		s.threads[key] = append(s.threads[key], map[string]any{"type": "message", "ts": ts, "text": r.Form.Get("text"), "metadata": meta})
 		s.mu.Unlock()
 		fmt.Fprintf(w, `{"ok":true,"channel":%q,"ts":%q}`, r.Form.Get("channel"), ts)
 	case "chat.update":
+		s.mu.Lock()
+		if _, ok := s.texts[r.Form.Get("ts")]; ok {
+			s.texts[r.Form.Get("ts")] = r.Form.Get("text")
+			s.edits++
+		}
+		s.mu.Unlock()
 		fmt.Fprintf(w, `{"ok":true,"channel":%q,"ts":%q,"text":"x"}`, r.Form.Get("channel"), r.Form.Get("ts"))
 	case "conversations.replies":
 		s.mu.Lock()
@@ -76,6 +88,13 @@ func (s *replicaSlack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default: // reactions, statuses
 		_, _ = w.Write([]byte(`{"ok":true}`))
 	}
+}
+
+// text is what message ts says now.
+func (s *replicaSlack) text(ts string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.texts[ts]
 }
 
 func (s *replicaSlack) snapshot() []answerPost {
