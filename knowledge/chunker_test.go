@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -339,17 +340,26 @@ func TestChunkByContentType(t *testing.T) {
 	}
 }
 
-// FuzzChunker checks the invariants on arbitrary input.
+// FuzzChunker checks the invariants on arbitrary input, Markdown and
+// plain text: no chunk over the size, none empty, all valid UTF-8, in
+// position order under the document's title. Plain text without code
+// fences keeps every word: each chunk is a stretch of the text (white
+// space aside), the first starts it and the last ends it, and without
+// overlap the chunks are the text exactly.
 func FuzzChunker(f *testing.F) {
 	f.Add("# T\n\n```\ncode\n```\n\ntext", 100, 20)
 	f.Add(strings.Repeat("word ", 100), 50, 10)
 	f.Add("- a\n  ```\n  b\n\n> c", 60, 0)
+	f.Add("---\ntitle: Front\n---\n# H1\n\n## H2\n\n"+strings.Repeat("Sentence one. Sentence two! ", 20)+"\n\n    indented code\n    more", 80, 30)
+	f.Add("\ufeffCRLF line\r\nnext\r\rold mac\n\n\n   \t\n"+strings.Repeat("日本語のテキスト。", 30), 50, 25)
+	f.Add("| a | b |\n|---|---|\n| 1 | 2 |\n\n<!-- hidden -->\n\n~~~~\n~~~\n"+strings.Repeat("x", 300)+"\n~~~~", 60, 100)
 	f.Fuzz(func(t *testing.T, src string, size, overlap int) {
 		if !utf8.ValidString(src) || size < 50 || size > 2000 {
 			return
 		}
 		c := Chunker{Size: size, Overlap: overlap}
-		for _, p := range []Parsed{c.Markdown("f.md", []byte(src)), c.PlainText("f.txt", []byte(src))} {
+		md, txt := c.Markdown("f.md", []byte(src)), c.PlainText("f.txt", []byte(src))
+		for _, p := range []Parsed{md, txt} {
 			for i, ch := range p.Chunks {
 				if n := utf8.RuneCountInString(ch.Text); n > c.normalized().Size {
 					t.Errorf("chunk %d is %d runes, over %d", i, n, size)
@@ -357,9 +367,63 @@ func FuzzChunker(f *testing.F) {
 				if !utf8.ValidString(ch.Text) || strings.TrimSpace(ch.Text) == "" {
 					t.Errorf("chunk %d is invalid or empty: %q", i, ch.Text)
 				}
+				if ch.Position != i || ch.Title != p.Title {
+					t.Errorf("chunk %d has position %d and title %q, want %q", i, ch.Position, ch.Title, p.Title)
+				}
 			}
 		}
+
+		// Plain text: the words, in order. (Code fences are left out: a
+		// code block split in pieces gets its fence lines in each piece.)
+		if txt.Title != "f" {
+			t.Errorf("plain text title %q", txt.Title)
+		}
+		norm := normalizeNewlines([]byte(src))
+		for line := range strings.SplitSeq(norm, "\n") {
+			if _, fenced := fenceOpen(line); fenced {
+				return
+			}
+		}
+		whole := dropSpace(norm)
+		if whole == "" {
+			if len(txt.Chunks) != 0 {
+				t.Errorf("%d chunks of blank text", len(txt.Chunks))
+			}
+			return
+		}
+		if len(txt.Chunks) == 0 {
+			t.Fatalf("no chunk of %q", src)
+		}
+		for i, ch := range txt.Chunks {
+			if !strings.Contains(whole, dropSpace(ch.Text)) {
+				t.Fatalf("plain text chunk %d is not a stretch of the text: %q", i, ch.Text)
+			}
+		}
+		if first := dropSpace(txt.Chunks[0].Text); !strings.HasPrefix(whole, first) {
+			t.Fatalf("the first chunk %q does not start the text", first)
+		}
+		if last := dropSpace(txt.Chunks[len(txt.Chunks)-1].Text); !strings.HasSuffix(whole, last) {
+			t.Fatalf("the last chunk %q does not end the text", last)
+		}
+		var joined strings.Builder
+		noOverlap := Chunker{Size: size}
+		for _, ch := range noOverlap.PlainText("f.txt", []byte(src)).Chunks {
+			joined.WriteString(dropSpace(ch.Text))
+		}
+		if joined.String() != whole {
+			t.Fatalf("chunks without overlap lost or added text:\n got %q\nwant %q", joined.String(), whole)
+		}
 	})
+}
+
+// dropSpace removes white space, which chunking may change.
+func dropSpace(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsSpace(r) {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 func TestMarkdownSkipsHTMLComments(t *testing.T) {

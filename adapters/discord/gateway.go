@@ -201,7 +201,7 @@ func (a *Adapter) botUser() string {
 // answer replies to it in the channel.
 func (a *Adapter) messageCreate(ctx context.Context, m *discordgo.MessageCreate) {
 	bot := a.botUser()
-	if m.Author == nil || m.Author.Bot || m.Author.ID == bot || m.Content == "" {
+	if m.Message == nil || m.ID == "" || m.ChannelID == "" || m.Author == nil || m.Author.ID == "" || m.Author.Bot || m.Author.ID == bot || m.Content == "" {
 		return
 	}
 	dm := m.GuildID == ""

@@ -148,17 +148,20 @@ func ephemeral(text string) *discordgo.InteractionResponse {
 func (a *Adapter) ask(ctx context.Context, in *discordgo.Interaction, data discordgo.ApplicationCommandInteractionData) *discordgo.InteractionResponse {
 	var question, assistant string
 	for _, o := range data.Options {
-		switch o.Name {
+		switch nameOf(o) {
 		case optionQuestion:
-			question = strings.TrimSpace(o.StringValue())
+			question = strings.TrimSpace(optionString(o))
 		case optionAssistant:
-			assistant = strings.TrimSpace(o.StringValue())
+			assistant = strings.TrimSpace(optionString(o))
 		}
 	}
 	if question == "" {
 		return ephemeral("Write your question in the question option: /ask question: How do I deploy?")
 	}
 	user := userOf(in)
+	if in.ID == "" || in.ChannelID == "" || user.ID == "" {
+		return ephemeral("This question came without the ids needed to answer it: please ask again.")
+	}
 	if assistant == "" {
 		// The assistant the user chose here with /assistant, if any.
 		if p, err := a.store.Preference(ctx, engine.PlatformDiscord, user.ID, choiceKey(in.ChannelID)); err == nil {
@@ -191,6 +194,21 @@ func (a *Adapter) ask(ctx context.Context, in *discordgo.Interaction, data disco
 		return ephemeral("Sorry, I could not take your question just now (our database is unavailable). Please ask again in a minute.")
 	}
 	return &discordgo.InteractionResponse{Type: discordgo.InteractionResponseDeferredChannelMessageWithSource}
+}
+
+// nameOf is an option's name, "" for a null option.
+func nameOf(o *discordgo.ApplicationCommandInteractionDataOption) string {
+	if o == nil {
+		return ""
+	}
+	return o.Name
+}
+
+// optionString is an option's value if it is a string, else "": unlike
+// discordgo's StringValue, it does not panic on a value of another type.
+func optionString(o *discordgo.ApplicationCommandInteractionDataOption) string {
+	s, _ := o.Value.(string)
+	return s
 }
 
 // userOf is who sent an interaction: the member in a server, the user in a DM.
@@ -256,8 +274,8 @@ func (a *Adapter) chooseAssistant(ctx context.Context, in *discordgo.Interaction
 	}
 	name := ""
 	for _, o := range data.Options {
-		if o.Name == optionName {
-			name = strings.TrimSpace(o.StringValue())
+		if nameOf(o) == optionName {
+			name = strings.TrimSpace(optionString(o))
 		}
 	}
 	user := userOf(in)
@@ -315,8 +333,8 @@ func (a *Adapter) listAssistants(ctx context.Context, in *discordgo.Interaction,
 func (a *Adapter) autocomplete(ctx context.Context, in *discordgo.Interaction) *discordgo.InteractionResponse {
 	typed := ""
 	for _, o := range in.ApplicationCommandData().Options {
-		if (o.Name == optionAssistant || o.Name == optionName) && o.Focused {
-			typed = strings.ToLower(o.StringValue())
+		if n := nameOf(o); (n == optionAssistant || n == optionName) && o.Focused {
+			typed = strings.ToLower(optionString(o))
 		}
 	}
 	list, _ := a.channelAssistants(ctx, in)

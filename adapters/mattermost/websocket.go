@@ -133,7 +133,7 @@ func (a *Adapter) handlePost(ctx context.Context, post *model.Post, channelType 
 		a.lastSeen = post.CreateAt
 	}
 	a.mu.Unlock()
-	if post.UserId == a.bot.Id || post.Type != "" || post.GetProp("from_bot") == "true" || post.DeleteAt != 0 {
+	if post.Id == "" || post.ChannelId == "" || post.UserId == "" || post.UserId == a.bot.Id || post.Type != "" || post.GetProp("from_bot") == "true" || post.DeleteAt != 0 {
 		return
 	}
 	mentioned = mentioned || strings.Contains(post.Message, "@"+a.bot.Username)

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestQueryTerms(t *testing.T) {
@@ -80,24 +81,87 @@ func TestTermsRoundTrip(t *testing.T) {
 }
 
 // FuzzDecodeTerms checks that a damaged terms column is an error, never a
-// panic or a term beyond the blob.
+// panic or a term beyond the blob; that what decodes encodes back to
+// something that decodes the same; and, reading the bytes as a chunk's
+// title, headings and text, that analysed fields survive the column
+// (encode, then decode) exactly, with each field's length the sum of its
+// terms' frequencies and no term empty, repeated or over the size limit.
 func FuzzDecodeTerms(f *testing.F) {
 	var a analyzer
 	f.Add(encodeTerms(a.analyzeChunk("Title", "H1\nH2", "some text with words")))
 	f.Add([]byte{})
 	f.Add([]byte{0, 0, 0, 0, 0, 0})
 	f.Add([]byte{1, 1, 200, 1})
+	f.Add([]byte("Slack setup\x00Setup\nTokens\x00Copy the token. Copying tokens twice copies nothing: the token is secret."))
+	f.Add([]byte("café Ångström 日本語 e\u0301\x00utf-8 x86_64 RFC2822 v1.2\x00" + strings.Repeat("z", maxTermBytes+1) + " ok \xff\xfe"))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		var decoded fieldTerms
 		fieldsSeen := 0
-		_ = decodeTerms(b, func(int, uint32) { fieldsSeen++ }, func(f int, term []byte, _ uint32) {
+		err := decodeTerms(b, func(f int, n uint32) { fieldsSeen++; decoded.length[f] = n }, func(f int, term []byte, freq uint32) {
 			if f < 0 || f >= numFields || len(term) > len(b) {
 				t.Fatalf("term %q in field %d from a %d-byte blob", term, f, len(b))
 			}
+			decoded.terms[f] = append(decoded.terms[f], termFreq{string(term), freq})
 		})
 		if fieldsSeen > numFields {
 			t.Fatalf("%d field lengths", fieldsSeen)
 		}
+		if err == nil {
+			if again := roundTrip(t, decoded); !sameTerms(again, decoded) {
+				t.Fatalf("decoded %v, re-encoded and decoded %v", decoded, again)
+			}
+		}
+
+		// The bytes as a chunk's fields, separated by NUL.
+		parts := strings.SplitN(string(b), "\x00", numFields)
+		for len(parts) < numFields {
+			parts = append(parts, "")
+		}
+		ft := a.analyzeChunk(parts[0], parts[1], parts[2])
+		for f := range numFields {
+			var sum uint32
+			seen := map[string]bool{}
+			for _, tf := range ft.terms[f] {
+				if tf.term == "" || len(tf.term) > maxTermBytes || seen[tf.term] || tf.freq == 0 || !utf8.ValidString(tf.term) {
+					t.Fatalf("field %d: term %q (frequency %d) of %q", f, tf.term, tf.freq, parts[f])
+				}
+				seen[tf.term] = true
+				sum += tf.freq
+			}
+			if sum != ft.length[f] {
+				t.Fatalf("field %d: length %d, frequencies add up to %d", f, ft.length[f], sum)
+			}
+		}
+		if got := roundTrip(t, ft); !sameTerms(got, ft) {
+			t.Fatalf("analysed %v, stored and read back %v", ft, got)
+		}
 	})
+}
+
+// roundTrip encodes ft and decodes it again.
+func roundTrip(t *testing.T, ft fieldTerms) fieldTerms {
+	t.Helper()
+	var out fieldTerms
+	err := decodeTerms(encodeTerms(ft), func(f int, n uint32) { out.length[f] = n },
+		func(f int, term []byte, freq uint32) {
+			out.terms[f] = append(out.terms[f], termFreq{string(term), freq})
+		})
+	if err != nil {
+		t.Fatalf("encoded terms do not decode: %v", err)
+	}
+	return out
+}
+
+func sameTerms(a, b fieldTerms) bool {
+	if a.length != b.length {
+		return false
+	}
+	for f := range numFields {
+		if len(a.terms[f]) != len(b.terms[f]) || len(a.terms[f]) > 0 && !slices.Equal(a.terms[f], b.terms[f]) {
+			return false
+		}
+	}
+	return true
 }
 
 func TestScore(t *testing.T) {

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/yuin/goldmark/text"
 )
 
 func TestConvert(t *testing.T) {
@@ -125,6 +127,9 @@ func TestEscape(t *testing.T) {
 	}
 }
 
+// FuzzConvert checks, on arbitrary Markdown, the promises of the package
+// (checkOutput) and that the output is what the rendered lines say, with
+// every ``` block closed and no fence inside one.
 func FuzzConvert(f *testing.F) {
 	f.Add("# Title\n\n**bold** _it_ ~~s~~ `c` [l](https://x.io) <https://y.io>")
 	f.Add("<!channel> <@U1> <#C1> @here &lt;!here&gt; &#60;!here&#62;")
@@ -135,18 +140,94 @@ func FuzzConvert(f *testing.F) {
 	f.Add("[a](<https://x.io/>b>) [c](https://x.io \"t<i>tle\") \\<@U1\\>")
 	f.Add("a\xff\x00b")
 	f.Add("[0](https:0)0")
+	f.Add("@channel @Here @everyone @&#104;ere [@here](https://x.io) ![@channel](https://x.io/a.png) `@here` *@here*")
+	f.Add("> - [x] done\n>   ```\n>   ````\n>   ```\n> 1. a & b > c\n\n    indented & <code>")
+	f.Add("| @here | <b> |\n|:-:|--:|\n| &amp; | `x|y` |\n\nSetext @here\n===")
 	f.Fuzz(func(t *testing.T, in string) {
-		checkOutput(t, in, Convert(in))
+		out := Convert(in)
+		checkOutput(t, in, out)
+		// The lines, as Convert renders them, with which are code.
+		src := []byte(strings.ToValidUTF8(in, "\uFFFD"))
+		lines := (&renderer{src: src}).children(md.Parser().Parse(text.NewReader(src)), false)
+		texts := make([]string, len(lines))
+		for i, l := range lines {
+			texts[i] = l.text
+		}
+		if joined := strings.Trim(strings.Join(texts, "\n"), "\n"); joined != out {
+			t.Fatalf("Convert(%q) = %q, but the lines join to %q", in, out, joined)
+		}
+		open := false
+		for i, l := range lines {
+			bare := strings.TrimLeft(l.text, "> ")
+			if !l.code {
+				if open {
+					t.Fatalf("Convert(%q) = %q: line %d %q is inside a ``` block", in, out, i, l.text)
+				}
+				if strings.ContainsAny(l.text, "`") {
+					continue // an inline code span may show a mention as written
+				}
+				checkMentions(t, in, out, withoutLinks(l.text))
+				continue
+			}
+			if bare == "```" {
+				open = !open
+				continue
+			}
+			if !open || strings.Contains(bare, "```") {
+				t.Fatalf("Convert(%q) = %q: code line %d %q outside a block or with a fence", in, out, i, l.text)
+			}
+		}
+		if open {
+			t.Fatalf("Convert(%q) = %q: a ``` block is not closed", in, out)
+		}
 	})
 }
 
-// checkOutput checks that out is valid UTF-8 and that every < in it starts a
-// well-formed link to an http, https or mailto URL.
+// checkMentions fails if text (outside code and links) would notify a
+// channel: @here, @channel or @everyone without the zero-width space.
+func checkMentions(t *testing.T, in, out, text string) {
+	t.Helper()
+	lower := strings.ToLower(text)
+	for _, w := range []string{"@here", "@channel", "@everyone"} {
+		if strings.Contains(lower, w) {
+			t.Fatalf("Convert(%q) = %q: %s left live in %q", in, out, w, text)
+		}
+	}
+}
+
+// withoutLinks drops the <url|label> links of a line (their labels are
+// checked by checkOutput's parse, and URLs are not read as mentions).
+func withoutLinks(s string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(s, '<')
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i])
+		j := strings.IndexByte(s[i:], '>')
+		if j < 0 {
+			return b.String()
+		}
+		// Keep the label: it is shown as text.
+		if _, label, ok := strings.Cut(s[i+1:i+j], "|"); ok {
+			b.WriteString(" " + label + " ")
+		}
+		s = s[i+j+1:]
+	}
+}
+
+// checkOutput checks that out is valid UTF-8, that every < in it starts a
+// well-formed link to an http, https or mailto URL and every > ends one or
+// marks a quote, and that every & starts &amp;, &lt; or &gt;, so that no
+// Slack control sequence or stray entity comes out.
 func checkOutput(t *testing.T, in, out string) {
 	t.Helper()
 	if !utf8.ValidString(out) {
 		t.Fatalf("Convert(%q) = %q: invalid UTF-8", in, out)
 	}
+	closers := map[int]bool{}
 	for i := 0; i < len(out); i++ {
 		if out[i] != '<' {
 			continue
@@ -164,6 +245,23 @@ func checkOutput(t *testing.T, in, out string) {
 		u, _, _ := strings.Cut(inner, "|")
 		if strings.ContainsAny(inner, "<\n") || strings.Count(inner, "|") > 1 || strings.ContainsAny(u, " \t") {
 			t.Fatalf("Convert(%q) = %q: malformed link %q", in, out, inner)
+		}
+		closers[i+1+end] = true
+	}
+	lineStart := 0
+	for i := 0; i < len(out); i++ {
+		switch out[i] {
+		case '\n':
+			lineStart = i + 1
+		case '>':
+			// A quote marker: only markers, list bullets and numbers before it.
+			if !closers[i] && strings.Trim(out[lineStart:i], "> •.0123456789") != "" {
+				t.Fatalf("Convert(%q) = %q: unescaped > at %d", in, out, i)
+			}
+		case '&':
+			if r := out[i:]; !strings.HasPrefix(r, "&amp;") && !strings.HasPrefix(r, "&lt;") && !strings.HasPrefix(r, "&gt;") {
+				t.Fatalf("Convert(%q) = %q: unescaped & at %d", in, out, i)
+			}
 		}
 	}
 }
