@@ -183,9 +183,16 @@ func (s *socketClient) open(ctx context.Context) (*sconn, error) {
 func (s *socketClient) read(ctx context.Context, c *sconn) error {
 	for {
 		_ = c.ws.SetReadDeadline(time.Now().Add(socketReadIdle))
-		var m socketMessage
-		if err := c.ws.ReadJSON(&m); err != nil {
+		_, raw, err := c.ws.ReadMessage()
+		if err != nil {
 			return err
+		}
+		var m socketMessage
+		if err := json.Unmarshal(raw, &m); err != nil {
+			// Not an envelope we can read (nor ack): skip it, keep the
+			// connection; Slack redelivers what was not acknowledged.
+			s.a.log.WarnContext(ctx, "slack socket mode: undecodable message skipped", "error", err, "bytes", len(raw))
+			continue
 		}
 		switch m.Type {
 		case "events_api":
