@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin
 
-.PHONY: run build test lint vet fmt bench bench-retrieval bench-console screenshots clean services-stop
+.PHONY: run build test lint vet fmt bench bench-retrieval bench-console bench-slack bench-load screenshots clean services-stop
 
 ## run: build and start console and bot on the embedded default (no servers, no API keys)
 run: build
@@ -38,6 +38,14 @@ screenshots:
 ## bench-console: console pages on 1M messages in PostgreSQL, written to docs/benchmarks.md
 bench-console:
 	@$(GO) run ./bench/console -out docs/benchmarks.md
+
+## bench-slack: signed app_mention events against the bot and a Slack Bolt app, written to docs/benchmarks.md
+bench-slack:
+	@$(GO) run ./bench/slack -out docs/benchmarks.md
+
+## bench-load: 200 concurrent conversations on Slack, Discord and Mattermost fakes with a streaming model, and a burst of 1000 retried Slack events, written to docs/benchmarks.md
+bench-load:
+	@$(GO) run ./bench/load -out docs/benchmarks.md
 
 ## services-stop: stop the test servers started by make test
 services-stop:

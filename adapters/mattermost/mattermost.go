@@ -115,7 +115,17 @@ type Adapter struct {
 	connected bool
 	standby   bool  // waiting for the leader lock: another replica holds the websocket
 	lastSeen  int64 // create_at (ms) of the newest post seen
+	users     map[string]cachedUser
 }
+
+// cachedUser is a user's name as read at.
+type cachedUser struct {
+	user engine.ChatUser
+	at   time.Time
+}
+
+// userTTL is how long a user's name is cached.
+const userTTL = 10 * time.Minute
 
 var _ engine.ReplierFactory = (*Adapter)(nil)
 

@@ -218,6 +218,13 @@ func (a *Adapter) PrepareMessage(ctx context.Context, _ *engine.InboxEvent, msg 
 	if msg.Resume != nil {
 		return nil // the approval's asker, named when they asked
 	}
+	a.mu.Lock()
+	c, ok := a.users[msg.User.ID]
+	a.mu.Unlock()
+	if ok && a.now().Sub(c.at) < userTTL {
+		msg.User.Name, msg.User.Email = c.user.Name, c.user.Email
+		return nil
+	}
 	u, resp, err := a.api.GetUser(ctx, msg.User.ID, "")
 	if err != nil {
 		return apiError("read user", resp, err)
@@ -230,6 +237,12 @@ func (a *Adapter) PrepareMessage(ctx context.Context, _ *engine.InboxEvent, msg 
 		name = u.Username
 	}
 	msg.User.Name, msg.User.Email = name, u.Email
+	a.mu.Lock()
+	if a.users == nil || len(a.users) > 10000 {
+		a.users = make(map[string]cachedUser)
+	}
+	a.users[msg.User.ID] = cachedUser{user: msg.User, at: a.now()}
+	a.mu.Unlock()
 	return nil
 }
 

@@ -150,10 +150,17 @@ func (r *replier) Update(ctx context.Context, u engine.Update) error {
 	if strings.TrimSpace(r.pending) == "" || r.a.now().Sub(r.lastFlush) < r.a.cfg.UpdateInterval {
 		return nil
 	}
+	prev := r.lastFlush
 	r.lastFlush = r.a.now()
 	if r.canStream() {
+		before := r.streamed
 		err := r.stream(ctx, r.pending)
 		if !r.noStream {
+			if err == nil && r.streamed == before {
+				// Not a whole word yet: nothing was sent, so the next
+				// update may go at once.
+				r.lastFlush = prev
+			}
 			return err
 		}
 		// Streaming is not available here: show it the other way.

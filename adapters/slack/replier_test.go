@@ -434,3 +434,21 @@ func TestDeadLetterIsVisible(t *testing.T) {
 		t.Errorf("posted %+v, want one message saying the question will not be answered", msgs)
 	}
 }
+
+// TestFirstWordsAreNotHeldBack: an update that has no whole word yet sends
+// nothing, so it does not hold the next one back for UpdateInterval.
+func TestFirstWordsAreNotHeldBack(t *testing.T) {
+	f := newFakeSlack(t)
+	db := MustStore(t)
+	a := MustAdapter(t, f, db, func(c *Config) { c.UpdateInterval = time.Hour })
+	ev, m := MustEvent(t, a, db, "EvFirst", mention("<@UBOT> deploy?", "1700000000.000001", ""))
+	r := MustReplier(t, a, ev, m)
+	for _, text := range []string{"Deploy", "Deploy with"} {
+		if err := r.Update(context.Background(), engine.Update{Text: text}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.count("chat.startStream"); n != 1 {
+		t.Fatalf("chat.startStream called %d times after the first whole word, want 1", n)
+	}
+}
