@@ -290,3 +290,49 @@ func TestWeaviateStops(t *testing.T) {
 		t.Errorf("%d messages posted for 2 questions", n)
 	}
 }
+
+// TestSlackAPIFaults: Slack's Web API refuses to post the answer for a
+// while (5xx, or 429 with Retry-After). The answer is posted once it
+// accepts again — exactly one message.
+func TestSlackAPIFaults(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+		fails  int
+	}{
+		{"503 twice", http.StatusServiceUnavailable, 2},
+		{"500 once", http.StatusInternalServerError, 1},
+		{"429 with Retry-After", http.StatusTooManyRequests, 1},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := &replicaSlack{failPosts: tt.fails, failStatus: tt.status}
+			api := httptest.NewServer(fake)
+			defer api.Close()
+			cfg := config.Default()
+			cfg.DataDir = t.TempDir()
+			cfg.Bot.Addr = "127.0.0.1:0"
+			cfg.Slack = config.Slack{BotToken: "xoxb-api-faults", SigningSecret: slackSecret, Mode: "http", APIURL: api.URL + "/api/"}
+			m := NewMain(cfg, slog.New(slog.DiscardHandler))
+			if err := m.Run(context.Background()); err != nil {
+				_ = m.Close()
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = m.Close() })
+			if err := m.App.Store.CreateAssistant(t.Context(), &engine.Assistant{Name: "Guide", IsDefault: true}); err != nil {
+				t.Fatal(err)
+			}
+			if code, err := postSlack(m.Addr(), mentionBody(fmt.Sprintf("EvAPI%d", i), i+1), 0); err != nil || code != http.StatusOK {
+				t.Fatalf("delivery: %d %v", code, err)
+			}
+			deadline := time.Now().Add(30 * time.Second)
+			for len(fake.snapshot()) == 0 && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			time.Sleep(500 * time.Millisecond)
+			if as := fake.snapshot(); len(as) != 1 || as[0].eventID != fmt.Sprintf("EvAPI%d", i) || strings.TrimSpace(as[0].text) == "" {
+				t.Fatalf("posted %+v, want exactly one answer", as)
+			}
+		})
+	}
+}

@@ -34,6 +34,9 @@ type replicaSlack struct {
 	threads map[string][]map[string]any // channel/thread → messages
 	texts   map[string]string           // ts → the message's text now (after edits)
 	edits   int
+	// failPosts makes the next chat.postMessage calls fail with status
+	// failStatus (and Retry-After: 1 for 429).
+	failPosts, failStatus int
 }
 
 type answerPost struct{ thread, eventID, text string }
@@ -47,6 +50,19 @@ func (s *replicaSlack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "chat.startStream":
 		_, _ = w.Write([]byte(`{"ok":false,"error":"unknown_method"}`))
 	case "chat.postMessage":
+		s.mu.Lock()
+		fail := s.failPosts > 0
+		if fail {
+			s.failPosts--
+		}
+		s.mu.Unlock()
+		if fail {
+			if s.failStatus == http.StatusTooManyRequests {
+				w.Header().Set("Retry-After", "1")
+			}
+			w.WriteHeader(s.failStatus)
+			return
+		}
 		var md struct {
 			Payload struct {
 				EventID string `json:"event_id"`
