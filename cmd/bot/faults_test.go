@@ -2,11 +2,8 @@ package main
 
 import (
 	"cmp"
-	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,21 +39,11 @@ func TestPostgresRestartDuringIngestion(t *testing.T) {
 	db.Close()
 
 	fake := &replicaSlack{}
-	api := httptest.NewServer(fake)
-	defer api.Close()
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.Bot.Addr = "127.0.0.1:0"
-	cfg.Database.URL = pg.URL()
-	cfg.Engine.TurnTimeout = 3 * time.Second
-	cfg.RateLimits = config.RateLimits{}
-	cfg.Slack = config.Slack{BotToken: "xoxb-pg", SigningSecret: slackSecret, Mode: "http", APIURL: api.URL + "/api/"}
-	m := NewMain(cfg, slog.New(slog.DiscardHandler))
-	if err := m.Run(context.Background()); err != nil {
-		_ = m.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
+	m := mustSlackBot(t, fake, false, func(cfg *config.Config) {
+		cfg.Database.URL = pg.URL()
+		cfg.Engine.TurnTimeout = 3 * time.Second
+		cfg.RateLimits = config.RateLimits{}
+	})
 
 	const events = 60
 	var refused atomic.Int32 // deliveries answered 5xx or not at all while the database was down
@@ -138,23 +125,10 @@ func TestModelFaults(t *testing.T) {
 			llm := openaitest.NewServer(t)
 			llm.Script(append(tt.replies, openaitest.Reply{Chunks: []string{"Deploy with make run, ", "then open the console."}})...)
 			fake := &replicaSlack{}
-			api := httptest.NewServer(fake)
-			defer api.Close()
-			cfg := config.Default()
-			cfg.DataDir = t.TempDir()
-			cfg.Bot.Addr = "127.0.0.1:0"
-			cfg.LLM.BaseURL, cfg.LLM.Model, cfg.LLM.MaxRetries = llm.BaseURL(), "fault-model", tt.retries
-			cfg.Engine.StallTimeout, cfg.Engine.TurnTimeout = cmp.Or(tt.stall, time.Second), 2*time.Second
-			cfg.Slack = config.Slack{BotToken: "xoxb-faults", SigningSecret: slackSecret, Mode: "http", APIURL: api.URL + "/api/"}
-			m := NewMain(cfg, slog.New(slog.DiscardHandler))
-			if err := m.Run(context.Background()); err != nil {
-				_ = m.Close()
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = m.Close() })
-			if err := m.App.Store.CreateAssistant(t.Context(), &engine.Assistant{Name: "Guide", IsDefault: true}); err != nil {
-				t.Fatal(err)
-			}
+			m := mustSlackBot(t, fake, true, func(cfg *config.Config) {
+				cfg.LLM.BaseURL, cfg.LLM.Model, cfg.LLM.MaxRetries = llm.BaseURL(), "fault-model", tt.retries
+				cfg.Engine.StallTimeout, cfg.Engine.TurnTimeout = cmp.Or(tt.stall, time.Second), 2*time.Second
+			})
 			start := time.Now()
 			if code, err := postSlack(m.Addr(), mentionBody(fmt.Sprintf("EvFault%d", i), i+1), 0); err != nil || code != http.StatusOK {
 				t.Fatalf("delivery: %d %v", code, err)
@@ -242,20 +216,10 @@ func TestWeaviateStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	fake := &replicaSlack{}
-	api := httptest.NewServer(fake)
-	defer api.Close()
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.Bot.Addr = "127.0.0.1:0"
-	cfg.Weaviate.URL = wv.url
-	cfg.Weaviate.Collection = "FaultTest"
-	cfg.Slack = config.Slack{BotToken: "xoxb-weaviate", SigningSecret: slackSecret, Mode: "http", APIURL: api.URL + "/api/"}
-	m := NewMain(cfg, slog.New(slog.DiscardHandler))
-	if err := m.Run(context.Background()); err != nil {
-		_ = m.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
+	m := mustSlackBot(t, fake, false, func(cfg *config.Config) {
+		cfg.Weaviate.URL = wv.url
+		cfg.Weaviate.Collection = "FaultTest"
+	})
 	if err := m.App.SeedDemo(t.Context(), docs); err != nil {
 		t.Fatal(err)
 	}
@@ -307,21 +271,7 @@ func TestSlackAPIFaults(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fake := &replicaSlack{failPosts: tt.fails, failStatus: tt.status}
-			api := httptest.NewServer(fake)
-			defer api.Close()
-			cfg := config.Default()
-			cfg.DataDir = t.TempDir()
-			cfg.Bot.Addr = "127.0.0.1:0"
-			cfg.Slack = config.Slack{BotToken: "xoxb-api-faults", SigningSecret: slackSecret, Mode: "http", APIURL: api.URL + "/api/"}
-			m := NewMain(cfg, slog.New(slog.DiscardHandler))
-			if err := m.Run(context.Background()); err != nil {
-				_ = m.Close()
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = m.Close() })
-			if err := m.App.Store.CreateAssistant(t.Context(), &engine.Assistant{Name: "Guide", IsDefault: true}); err != nil {
-				t.Fatal(err)
-			}
+			m := mustSlackBot(t, fake, true, nil)
 			if code, err := postSlack(m.Addr(), mentionBody(fmt.Sprintf("EvAPI%d", i), i+1), 0); err != nil || code != http.StatusOK {
 				t.Fatalf("delivery: %d %v", code, err)
 			}

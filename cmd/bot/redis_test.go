@@ -1,18 +1,14 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/convosphere/convosphere/cmd/internal/config"
-	"github.com/convosphere/convosphere/engine"
 	"github.com/convosphere/convosphere/store/redis/redistest"
 )
 
@@ -38,23 +34,10 @@ func mentionText(eventID string, n int, text string) []byte {
 func TestRedisDownFallsBack(t *testing.T) {
 	rs := redistest.StartServer(t)
 	fake := &replicaSlack{}
-	api := httptest.NewServer(fake)
-	defer api.Close()
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.Bot.Addr = "127.0.0.1:0"
-	cfg.Redis.URL = rs.URL()
-	cfg.RateLimits.UserPerMinute = 2
-	cfg.Slack = config.Slack{BotToken: "xoxb-redis", SigningSecret: slackSecret, Mode: "http", APIURL: api.URL + "/api/"}
-	m := NewMain(cfg, slog.New(slog.DiscardHandler))
-	if err := m.Run(context.Background()); err != nil {
-		_ = m.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
-	if err := m.App.Store.CreateAssistant(t.Context(), &engine.Assistant{Name: "Guide", IsDefault: true}); err != nil {
-		t.Fatal(err)
-	}
+	m := mustSlackBot(t, fake, true, func(cfg *config.Config) {
+		cfg.Redis.URL = rs.URL()
+		cfg.RateLimits.UserPerMinute = 2
+	})
 	ready := func() (int, string) {
 		t.Helper()
 		resp, err := http.Get("http://" + m.Addr() + "/readyz")

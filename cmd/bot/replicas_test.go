@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/convosphere/convosphere/cmd/internal/config"
 	"github.com/convosphere/convosphere/engine"
 	"github.com/convosphere/convosphere/store/postgres"
 	"github.com/convosphere/convosphere/store/postgres/pgtest"
@@ -111,6 +114,34 @@ func (s *replicaSlack) text(ts string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.texts[ts]
+}
+
+// mustSlackBot runs the bot's real wiring on 127.0.0.1:0 with a data
+// directory of its own and Slack over HTTP against fake; edit (optional)
+// changes the configuration; assistant stores a default assistant.
+func mustSlackBot(t *testing.T, fake *replicaSlack, assistant bool, edit func(*config.Config)) *Main {
+	t.Helper()
+	api := httptest.NewServer(fake)
+	t.Cleanup(api.Close)
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Bot.Addr = "127.0.0.1:0"
+	cfg.Slack = config.Slack{BotToken: "xoxb-test", SigningSecret: slackSecret, Mode: "http", APIURL: api.URL + "/api/"}
+	if edit != nil {
+		edit(&cfg)
+	}
+	m := NewMain(cfg, slog.New(slog.DiscardHandler))
+	if err := m.Run(context.Background()); err != nil {
+		_ = m.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	if assistant {
+		if err := m.App.Store.CreateAssistant(t.Context(), &engine.Assistant{Name: "Guide", IsDefault: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return m
 }
 
 func (s *replicaSlack) snapshot() []answerPost {

@@ -412,10 +412,10 @@ func parseAuditRequest(q url.Values) (auditListRequest, engine.AuditFilter, erro
 		}
 	}
 	var err error
-	if f.Since, err = parseAuditTime("from", req.From, false); err != nil {
+	if f.Since, err = parseDateParam("from", req.From, false); err != nil {
 		return req, f, err
 	}
-	if f.Until, err = parseAuditTime("to", req.To, true); err != nil {
+	if f.Until, err = parseDateParam("to", req.To, true); err != nil {
 		return req, f, err
 	}
 	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
@@ -429,24 +429,6 @@ func parseAuditRequest(q url.Values) (auditListRequest, engine.AuditFilter, erro
 		return req, f, engine.Errorf(engine.EINVALID, "The failures filter is %q: use true or false.", v)
 	}
 	return req, f, nil
-}
-
-// parseAuditTime reads a date (YYYY-MM-DD, a UTC day; to the end of that
-// day when end) or an RFC 3339 time.
-func parseAuditTime(field, s string, end bool) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	if d, err := time.Parse(time.DateOnly, s); err == nil {
-		if end {
-			d = d.AddDate(0, 0, 1)
-		}
-		return d, nil
-	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
-	}
-	return time.Time{}, engine.Errorf(engine.EINVALID, "The %q date %q is not a date such as 2025-06-01 or a time such as 2025-06-01T14:30:00Z.", field, s)
 }
 
 // parseAuditInt reads a whole number between lo and hi; def when empty.
