@@ -221,10 +221,18 @@ func TestReport(t *testing.T) {
 		"`{conversation}` is abc (20 turns)",
 		"### Target (issue 8)\n\n- Pages render with p95 under 50 ms with 1M messages in PostgreSQL: 1 of 4 pages pass (1 not built, 2 failed): **not met**",
 		`<!-- bench/console data {"date":"2026-11-26T12:00:00Z"`,
+		"![Console pages: p95 latency on 1M messages](img/console-pages.svg)",
+		"(`make bench-console`); it seeds a fresh database",
 	} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("missing %q in:\n%s", want, doc)
 		}
+	}
+	svg, err := os.ReadFile(filepath.Join(filepath.Dir(path), "img", "console-pages.svg"))
+	if err != nil || !strings.Contains(string(svg), "<title id=\"title\">") ||
+		!strings.Contains(string(svg), "1 of 4 pages pass. / 12.5 ms (PASS); /conversations not built (404); /analytics?from={from}&amp;to={to} 180 ms (FAIL)") ||
+		!strings.Contains(string(svg), "target: p95 &lt; 50 ms") {
+		t.Errorf("the chart: %v\n%s", err, svg)
 	}
 	var back Run
 	if ok, err := section.Data(doc, &back); !ok || err != nil || len(back.Results) != 4 || back.Dataset.Messages != 1_000_000 {
@@ -242,6 +250,32 @@ func TestReport(t *testing.T) {
 	}
 	if text := textReport(r); !strings.Contains(text, "dataset: 100,000 messages") || !strings.Contains(text, "| `/` → `/playground` |") {
 		t.Errorf("textReport:\n%s", text)
+	}
+}
+
+func TestReproducibleCommand(t *testing.T) {
+	for args, want := range map[string]string{
+		"-reuse postgres://postgres@127.0.0.1:25432/db?sslmode=disable -out docs/benchmarks.md": "go run ./bench/console -out docs/benchmarks.md",
+		"-keep -out docs/benchmarks.md":                   "go run ./bench/console -out docs/benchmarks.md",
+		"--reuse=postgres://h/db -duration 5s -keep=true": "go run ./bench/console -duration 5s",
+		"": "go run ./bench/console",
+	} {
+		if got := reproducibleCommand(strings.Fields(args)); got != want {
+			t.Errorf("reproducibleCommand(%q) = %q, want %q", args, got, want)
+		}
+	}
+	r := sampleRun()
+	r.Command = "go run ./bench/console -reuse 'postgres://h/db?sslmode=disable' -out docs/benchmarks.md"
+	r.Reproduce = "go run ./bench/console -out docs/benchmarks.md"
+	r.Dataset.Reused, r.Dataset.SeededAt = true, time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	body, err := renderSection(r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(body, "- Command: `go run ./bench/console -reuse") ||
+		!strings.Contains(body, "- Command: `go run ./bench/console -out docs/benchmarks.md` (`make bench-console`)") ||
+		!strings.Contains(body, "(this run measured, with `-reuse`, a database seeded on 2026-11-20)") {
+		t.Errorf("command line:\n%s", body)
 	}
 }
 

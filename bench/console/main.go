@@ -121,8 +121,10 @@ func run() error {
 
 // Run is everything one invocation measured, with where and how.
 type Run struct {
-	Date        time.Time        `json:"date"`
-	Command     string           `json:"command"`
+	Date    time.Time `json:"date"`
+	Command string    `json:"command"` // as invoked
+	// Reproduce is the command without -reuse and -keep (reproducibleCommand).
+	Reproduce   string           `json:"reproduce,omitempty"`
 	Machine     benchkit.Machine `json:"machine"`
 	Load        string           `json:"load,omitempty"` // 1-minute load average at the start
 	Go          string           `json:"go"`
@@ -139,7 +141,8 @@ type Run struct {
 }
 
 func parent(ctx context.Context, o options) error {
-	r := &Run{Date: time.Now().UTC(), Command: benchkit.Command("bench/console", os.Args[1:]), Machine: benchkit.ReadMachine(),
+	r := &Run{Date: time.Now().UTC(), Command: benchkit.Command("bench/console", os.Args[1:]),
+		Reproduce: reproducibleCommand(os.Args[1:]), Machine: benchkit.ReadMachine(),
 		Load: benchkit.LoadAverage(), Go: runtime.Version(), Concurrency: o.concurrency, Warmup: o.warmup.String(),
 		Duration: o.duration.String(), Timeout: o.timeout.String()}
 	tmp, err := os.MkdirTemp("", "convosphere-bench-console-")

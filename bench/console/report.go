@@ -3,6 +3,8 @@ package main
 import (
 	"cmp"
 	"fmt"
+	"math"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -247,10 +249,107 @@ func (r *Run) load() string {
 	return s
 }
 
-// writeReport writes the Console pages section of the Markdown file at
-// path (created when missing), keeping the rest of the file.
+// plotFile is the file of the pages chart, in img/ next to the Markdown file.
+const plotFile = "console-pages.svg"
+
+// plotTitle is the chart's title and the alternative text of its image.
+const plotTitle = "Console pages: p95 latency on 1M messages"
+
+// pagesChart is the p95 of each page as horizontal bars with the target
+// as a line; ok is false when no page has latencies.
+func pagesChart(r *Run) (c benchkit.BarChart, ok bool) {
+	var p95 []float64
+	var parts []string
+	for _, x := range r.Results {
+		label := x.Page
+		if x.Final != "" {
+			label += " → " + x.Final
+		}
+		c.Categories = append(c.Categories, label)
+		if x.NotBuilt || x.Requests == 0 {
+			p95 = append(p95, math.NaN())
+			parts = append(parts, fmt.Sprintf("%s %s", x.Page, strings.Trim(verdict(x), "*")))
+			continue
+		}
+		ok = true
+		p95 = append(p95, x.Latency.P95)
+		parts = append(parts, fmt.Sprintf("%s %s ms (%s)", x.Page, benchkit.MS(x.Latency.P95), strings.Trim(verdict(x), "*")))
+	}
+	passed, _, _ := counts(r.Results)
+	messages := "the dataset"
+	if r.Dataset != nil {
+		messages = thousands(r.Dataset.Messages) + " messages"
+	}
+	c.Title = plotTitle
+	if r.Dataset != nil && r.Dataset.Messages != targetMessages {
+		c.Title = fmt.Sprintf("Console pages: p95 latency on %s messages", thousands(r.Dataset.Messages))
+	}
+	c.Desc = fmt.Sprintf("Horizontal bars: the 95th percentile latency of each console page and JSON API endpoint, in milliseconds, "+
+		"with %d concurrent clients on %s in PostgreSQL; the dashed line is the %d ms target. %d of %d pages pass. %s.",
+		r.Concurrency, messages, targetP95MS, passed, len(r.Results), strings.Join(parts, "; "))
+	c.XLabel = "p95 latency, ms (lower is better)"
+	c.Series = []benchkit.BarSeries{{Name: "p95", Values: p95}}
+	c.Lines = []benchkit.RefLine{{Name: fmt.Sprintf("target: p95 < %d ms", targetP95MS), Value: targetP95MS}}
+	c.Missing = "not measured (see the table)"
+	return c, ok
+}
+
+// reproducibleCommand is the command that measures again on any machine:
+// the run's arguments without -reuse and -keep, which name (or keep) a
+// database of one machine.
+func reproducibleCommand(args []string) string {
+	var kept []string
+	for i := 0; i < len(args); i++ {
+		name, _, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
+		if !strings.HasPrefix(args[i], "-") {
+			kept = append(kept, args[i])
+			continue
+		}
+		switch name {
+		case "reuse":
+			if !hasValue {
+				i++ // its value
+			}
+			continue
+		case "keep":
+			continue
+		}
+		kept = append(kept, args[i])
+	}
+	return benchkit.Command("bench/console", kept)
+}
+
+// makeCommand is what make bench-console runs.
+const makeCommand = "go run ./bench/console -out docs/benchmarks.md"
+
+// commandLine is the Command line of the section: the reproducible
+// command, and the options that measure a kept database again.
+func commandLine(r *Run) string {
+	cmd := cmp.Or(r.Reproduce, r.Command)
+	line := "`" + cmd + "`"
+	if cmd == makeCommand {
+		line += " (`make bench-console`)"
+	}
+	line += "; it seeds a fresh database and drops it at the end. Options: `-keep` keeps the seeded database and prints its URL, `-reuse URL` measures a kept database without seeding it again"
+	if r.Dataset != nil && r.Dataset.Reused {
+		line += fmt.Sprintf(" (this run measured, with `-reuse`, a database seeded on %s)", r.Dataset.SeededAt.Format(time.DateOnly))
+	}
+	return line
+}
+
+// writeReport writes the pages chart into img/ next to the Markdown file
+// at path and the Console pages section of that file (created when
+// missing), keeping the rest of the file.
 func writeReport(path string, r *Run) error {
-	body, err := renderSection(r)
+	var links []string
+	if c, ok := pagesChart(r); ok {
+		link, err := benchkit.WritePlot(path, filepath.Join(filepath.Dir(path), "img", plotFile), c.Title, c)
+		if err != nil {
+			return err
+		}
+		links = append(links, link)
+	}
+	body, err := renderSection(r, links)
 	if err != nil {
 		return err
 	}
@@ -258,7 +357,7 @@ func writeReport(path string, r *Run) error {
 }
 
 // renderSection is the Markdown section of a run, ending in its data.
-func renderSection(r *Run) (string, error) {
+func renderSection(r *Run, plotLinks []string) (string, error) {
 	var b strings.Builder
 	b.WriteString("## Console pages\n\n")
 	b.WriteString(methodText)
@@ -267,11 +366,14 @@ func renderSection(r *Run) (string, error) {
 	if d := r.Dataset; d != nil {
 		fmt.Fprintf(&b, "- Dataset: %s\n- Seeding: %s\n", datasetLine(d), seedLine(d))
 	}
-	fmt.Fprintf(&b, "- Load: %s\n- Command: `%s`\n\n", r.load(), r.Command)
+	fmt.Fprintf(&b, "- Load: %s\n- Command: %s\n\n", r.load(), commandLine(r))
 	b.WriteString(pageTable(r.Results))
 	b.WriteString("\n")
 	for _, n := range notes(r) {
 		fmt.Fprintf(&b, "- %s\n", n)
+	}
+	for _, l := range plotLinks {
+		b.WriteString("\n" + l + "\n")
 	}
 	if r.Dataset != nil {
 		b.WriteString("\n### Dataset\n\n")

@@ -329,30 +329,30 @@ func writeTables(b *strings.Builder, r *Run) {
 // plotFile is a chart and the file it is written to.
 type plotFile struct {
 	file string
-	c    chart
+	c    benchkit.LineChart
 }
 
 // plots are the charts of a run.
 func plots(r *Run) []plotFile {
 	var out []plotFile
-	var ack, answer, eng, rss []series
+	var ack, answer, eng, rss []benchkit.Series
 	for _, s := range r.Scenarios {
 		for _, p := range s.Platforms {
 			if len(p.ackMS) > 0 {
-				x, y := cdf(positive(p.ackMS), 400)
-				ack = append(ack, series{Name: fmt.Sprintf("%s: %s", s.Name, p.Platform), X: x, Y: y})
+				x, y := benchkit.CDF(positive(p.ackMS), 400)
+				ack = append(ack, benchkit.Series{Name: fmt.Sprintf("%s: %s", s.Name, p.Platform), X: x, Y: y})
 			}
 			if s.Name == scenarioConversations {
-				if x, y := cdf(positive(p.firstMS), 400); len(x) > 0 {
-					answer = append(answer, series{Name: p.Platform + ": first update", X: x, Y: y})
+				if x, y := benchkit.CDF(positive(p.firstMS), 400); len(x) > 0 {
+					answer = append(answer, benchkit.Series{Name: p.Platform + ": first update", X: x, Y: y})
 				}
-				if x, y := cdf(positive(p.completeMS), 400); len(x) > 0 {
-					answer = append(answer, series{Name: p.Platform + ": complete", X: x, Y: y})
+				if x, y := benchkit.CDF(positive(p.completeMS), 400); len(x) > 0 {
+					answer = append(answer, benchkit.Series{Name: p.Platform + ": complete", X: x, Y: y})
 				}
 			}
 		}
-		if x, y := cdf(positive(s.Overhead.EngineMS), 400); len(x) > 0 {
-			eng = append(eng, series{Name: s.Name, X: x, Y: y})
+		if x, y := benchkit.CDF(positive(s.Overhead.EngineMS), 400); len(x) > 0 {
+			eng = append(eng, benchkit.Series{Name: s.Name, X: x, Y: y})
 		}
 		if len(s.rss) > 0 {
 			var x, y []float64
@@ -360,7 +360,7 @@ func plots(r *Run) []plotFile {
 				x = append(x, smp.Seconds)
 				y = append(y, float64(smp.Bytes)/(1<<20))
 			}
-			rss = append(rss, series{Name: s.Name + ": RSS", X: x, Y: y})
+			rss = append(rss, benchkit.Series{Name: s.Name + ": RSS", X: x, Y: y})
 		}
 		if len(s.runtime) > 0 {
 			var x, y []float64
@@ -368,29 +368,29 @@ func plots(r *Run) []plotFile {
 				x = append(x, smp.Seconds)
 				y = append(y, float64(smp.HeapInuse)/(1<<20))
 			}
-			rss = append(rss, series{Name: s.Name + ": Go heap", X: x, Y: y})
+			rss = append(rss, benchkit.Series{Name: s.Name + ": Go heap", X: x, Y: y})
 		}
 	}
 	if len(ack) > 0 {
-		out = append(out, plotFile{"load-ack.svg", chart{
+		out = append(out, plotFile{"load-ack.svg", benchkit.LineChart{
 			Title:  "Acknowledgement latency under load",
 			Desc:   "Cumulative distribution of the time from sending a signed Slack event or Discord interaction to reading the bot's answer, per scenario and platform, latency on a log scale. " + ackSummary(r),
 			XLabel: "ack latency, ms (log scale)", YLabel: "share of deliveries", XLog: true, YPct: true, Series: ack}})
 	}
 	if len(answer) > 0 {
-		out = append(out, plotFile{"load-answer.svg", chart{
+		out = append(out, plotFile{"load-answer.svg", benchkit.LineChart{
 			Title:  "Time to the answer, concurrent conversations",
 			Desc:   "Cumulative distribution, per platform, of the time from sending a question to the first message of its answer and to the whole answer being visible, with the scripted model streaming; log scale.",
 			XLabel: "time since the question was sent, ms (log scale)", YLabel: "share of questions", XLog: true, YPct: true, Series: answer}})
 	}
 	if len(eng) > 0 {
-		out = append(out, plotFile{"load-engine.svg", chart{
+		out = append(out, plotFile{"load-engine.svg", benchkit.LineChart{
 			Title:  "Engine overhead per answered message",
 			Desc:   "Cumulative distribution of the engine's own time per answered message: trace duration minus the received step (inbox wait) and the model steps, per scenario; log scale.",
 			XLabel: "engine time per message, ms (log scale)", YLabel: "share of messages", XLog: true, YPct: true, Series: eng}})
 	}
 	if len(rss) > 0 {
-		out = append(out, plotFile{"load-rss.svg", chart{
+		out = append(out, plotFile{"load-rss.svg", benchkit.LineChart{
 			Title:  "Bot memory over time",
 			Desc:   "The bot process's resident set (VmRSS from /proc) and its Go heap in use (go_memstats_heap_inuse_bytes from its /metrics) during each scenario, in MiB, against seconds since the bot was ready. " + rssSummary(r),
 			XLabel: "seconds since the scenario started", YLabel: "MiB", Series: rss}})
@@ -434,19 +434,11 @@ func writeReport(path, imgDir string, r *Run) error {
 		return err
 	}
 	for _, p := range plots(r) {
-		svg, err := p.c.SVG()
+		link, err := benchkit.WritePlot(path, filepath.Join(imgDir, p.file), p.c.Title, p.c)
 		if err != nil {
 			return err
 		}
-		file := filepath.Join(imgDir, p.file)
-		if err := os.WriteFile(file, []byte(svg), 0o644); err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(filepath.Dir(path), file)
-		if err != nil {
-			rel = file
-		}
-		links = append(links, fmt.Sprintf("![%s](%s)", p.c.Title, filepath.ToSlash(rel)))
+		links = append(links, link)
 	}
 	body, err := renderSection(r, links)
 	if err != nil {

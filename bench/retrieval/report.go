@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -178,7 +177,7 @@ func writeReport(path string, r *Run) error {
 	if hasQuality {
 		q := slim
 		st.Quality = &q
-		if err := writeChart(filepath.Join(filepath.Dir(path), "img", chartFile), r.Results); err != nil {
+		if err := writeChart(path, r.Results); err != nil {
 			return err
 		}
 	}
@@ -242,7 +241,7 @@ func renderSection(st stored) (string, error) {
 		for _, f := range q.Failures {
 			fmt.Fprintf(&b, "- Not measured: %s\n", f)
 		}
-		fmt.Fprintf(&b, "\n![One-client query latency, cumulative](img/%s)\n", chartFile)
+		fmt.Fprintf(&b, "\n![%s](img/%s)\n", chartTitle, chartFile)
 	}
 	if len(st.Sizes) > 0 {
 		b.WriteString("\n### Embedded index size test\n\n")

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -159,11 +160,68 @@ func textReport(r *Run) string {
 	return b.String()
 }
 
-// writeReport writes the Slack section of the Markdown file at path,
-// replacing the one between the markers or appending one, and keeping the
-// rest of the file. The file is created when missing.
+// plotFile is a chart and the file it is written to, in img/ next to the
+// Markdown file.
+type plotFile struct {
+	file string
+	c    benchkit.BarChart
+}
+
+// plots are the charts of a run: ack latency and throughput per system,
+// for the systems that were measured.
+func plots(r *Run) []plotFile {
+	var names []string
+	var p50, p99, rps []float64
+	var lat, thr []string
+	for _, x := range r.Results {
+		if x.Failed != "" || x.Requests == 0 {
+			continue
+		}
+		names = append(names, x.System)
+		p50, p99, rps = append(p50, x.Latency.P50), append(p99, x.Latency.P99), append(rps, x.RPS)
+		lat = append(lat, fmt.Sprintf("%s p50 %s ms, p99 %s ms", x.System, benchkit.MS(x.Latency.P50), benchkit.MS(x.Latency.P99)))
+		thr = append(thr, fmt.Sprintf("%s %s requests/s", x.System, benchkit.Rate(x.RPS)))
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	load := fmt.Sprintf("%d concurrent keep-alive clients on loopback", r.Concurrency)
+	return []plotFile{
+		{"slack-ack.svg", benchkit.BarChart{
+			Title: "Slack event acknowledgement latency",
+			Desc: fmt.Sprintf("Horizontal bars: the median (p50) and 99th percentile (p99) time from sending a signed app_mention event to reading the answer, "+
+				"in milliseconds, per system, with %s; the dashed line is the %d ms p99 target. %s.", load, targetP99MS, strings.Join(lat, "; ")),
+			XLabel:     "ack latency, ms (lower is better)",
+			Categories: names,
+			Series:     []benchkit.BarSeries{{Name: "p50", Values: p50}, {Name: "p99", Values: p99}},
+			Lines:      []benchkit.RefLine{{Name: fmt.Sprintf("target: p99 < %d ms", targetP99MS), Value: targetP99MS}},
+		}},
+		{"slack-throughput.svg", benchkit.BarChart{
+			Title: "Slack events acknowledged per second",
+			Desc: fmt.Sprintf("Horizontal bars: the signed app_mention events each system acknowledged per second in the measured window, with %s. %s.",
+				load, strings.Join(thr, "; ")),
+			XLabel:     "requests/s (higher is better)",
+			Categories: names,
+			Series:     []benchkit.BarSeries{{Name: "requests/s", Values: rps}},
+			Format:     benchkit.Rate,
+		}},
+	}
+}
+
+// writeReport writes the plots into img/ next to the Markdown file at path
+// and the Slack section of that file, replacing the one between the
+// markers or appending one, and keeping the rest of the file. The file is
+// created when missing.
 func writeReport(path string, r *Run) error {
-	body, err := renderSection(r)
+	var links []string
+	for _, p := range plots(r) {
+		link, err := benchkit.WritePlot(path, filepath.Join(filepath.Dir(path), "img", p.file), p.c.Title, p.c)
+		if err != nil {
+			return err
+		}
+		links = append(links, link)
+	}
+	body, err := renderSection(r, links)
 	if err != nil {
 		return err
 	}
@@ -171,7 +229,7 @@ func writeReport(path string, r *Run) error {
 }
 
 // renderSection is the Markdown section of a run, ending in its data.
-func renderSection(r *Run) (string, error) {
+func renderSection(r *Run, plotLinks []string) (string, error) {
 	var b strings.Builder
 	b.WriteString("## Slack event acknowledgement\n\n")
 	b.WriteString(methodText)
@@ -186,6 +244,9 @@ func renderSection(r *Run) (string, error) {
 	}
 	for _, f := range r.Failures {
 		fmt.Fprintf(&b, "- Not measured: %s\n", f)
+	}
+	for _, l := range plotLinks {
+		b.WriteString("\n" + l + "\n")
 	}
 	if ts := targets(r.Results); len(ts) > 0 {
 		b.WriteString("\n### Targets\n\n")

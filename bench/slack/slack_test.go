@@ -115,9 +115,20 @@ func TestWriteReport(t *testing.T) {
 		"Node v20.20.2, @slack/bolt 5.1.0",
 		"2026-11-26T12:00:00Z",
 		"<!-- bench/slack data " + `{"date":"2026-11-26T12:00:00Z"`,
+		"![Slack event acknowledgement latency](img/slack-ack.svg)",
+		"![Slack events acknowledged per second](img/slack-throughput.svg)",
 	} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("missing %q in:\n%s", want, doc)
+		}
+	}
+	for file, want := range map[string]string{
+		"slack-ack.svg":        "convosphere-embedded p50 2.00 ms, p99 8.00 ms; convosphere-postgres p50 9.00 ms, p99 25.0 ms; bolt p50 15.0 ms, p99 30.0 ms.",
+		"slack-throughput.svg": "convosphere-embedded 10000 requests/s; convosphere-postgres 3000 requests/s; bolt 2000 requests/s.",
+	} {
+		svg, err := os.ReadFile(filepath.Join(filepath.Dir(path), "img", file))
+		if err != nil || !strings.Contains(string(svg), `role="img"`) || !strings.Contains(string(svg), want) {
+			t.Errorf("%s: %v, want a desc with %q:\n%s", file, err, want, svg)
 		}
 	}
 	// A failed system is shown but not judged.
