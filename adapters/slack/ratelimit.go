@@ -44,6 +44,13 @@ func (g *rateGate) wait(ctx context.Context, key string, now func() time.Time) e
 	}
 }
 
+// blocked reports whether calls of key must wait now.
+func (g *rateGate) blocked(key string, now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.until[key].After(now)
+}
+
 func (g *rateGate) block(key string, until time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -81,4 +88,23 @@ func (a *Adapter) call(ctx context.Context, method, channel string, fn func(cont
 		a.log.WarnContext(ctx, "slack rate limit", "method", method, "channel", channel, "retry_after_ms", retry.Milliseconds())
 		a.gate.block(key, a.now().Add(retry))
 	}
+}
+
+// callCosmetic is call for what only decorates an answer (the working
+// status): it never waits. While the gate of (method, channel) is closed
+// it skips the call, and a 429 closes the gate and is not an error, so a
+// rate-limited reaction never holds an answer back.
+func (a *Adapter) callCosmetic(ctx context.Context, method, channel string, fn func(context.Context) error) error {
+	key := method + " " + channel
+	if a.gate.blocked(key, a.now()) {
+		return nil
+	}
+	err := fn(ctx)
+	var rl *slack.RateLimitedError
+	if errors.As(err, &rl) {
+		a.gate.block(key, a.now().Add(min(max(rl.RetryAfter, time.Second), maxRetryAfter)))
+		a.log.DebugContext(ctx, "slack rate limit on a status call; skipped", "method", method, "channel", channel)
+		return nil
+	}
+	return apiError(method, err)
 }

@@ -125,7 +125,7 @@ func (r *replier) recoverPosted(ctx context.Context) {
 func (r *replier) Status(ctx context.Context, status string) error {
 	if r.meta.AssistantThread {
 		r.status = true
-		return r.a.call(ctx, "assistant.threads.setStatus", r.channel, func(ctx context.Context) error {
+		return r.a.callCosmetic(ctx, "assistant.threads.setStatus", r.channel, func(ctx context.Context) error {
 			return r.a.api.SetAssistantThreadsStatusContext(ctx, slack.AssistantThreadsSetStatusParameters{
 				ChannelID: r.channel, ThreadTS: r.thread, Status: status,
 			})
@@ -135,7 +135,7 @@ func (r *replier) Status(ctx context.Context, status string) error {
 		return nil
 	}
 	r.reacted = true
-	err := r.a.call(ctx, "reactions.add", r.channel, func(ctx context.Context) error {
+	err := r.a.callCosmetic(ctx, "reactions.add", r.channel, func(ctx context.Context) error {
 		return r.a.api.AddReactionContext(ctx, workingReaction, slack.ItemRef{Channel: r.channel, Timestamp: r.meta.TS})
 	})
 	if errorCode(err) == "already_reacted" {

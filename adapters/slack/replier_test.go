@@ -3,6 +3,7 @@ package slack
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -450,5 +451,30 @@ func TestFirstWordsAreNotHeldBack(t *testing.T) {
 	}
 	if n := f.count("chat.startStream"); n != 1 {
 		t.Fatalf("chat.startStream called %d times after the first whole word, want 1", n)
+	}
+}
+
+// TestStatusNeverWaitsForARateLimit: the working reaction only decorates
+// the answer, so a 429 on it is not waited out (and the next reaction in
+// the channel is skipped while Slack asked to wait).
+func TestStatusNeverWaitsForARateLimit(t *testing.T) {
+	f := newFakeSlack(t)
+	f.fail("reactions.add", 429, "", 30)
+	db := MustStore(t)
+	a := MustAdapter(t, f, db)
+	for i, id := range []string{"EvS1", "EvS2"} {
+		ts := "1700000000.00000" + strconv.Itoa(i+1)
+		ev, m := MustEvent(t, a, db, id, mention("<@UBOT> deploy?", ts, ""))
+		r := MustReplier(t, a, ev, m)
+		start := time.Now()
+		if err := r.Status(context.Background(), "Searching…"); err != nil {
+			t.Fatalf("%s: a rate-limited status is an error: %v", id, err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("%s: the status waited %v for Slack's Retry-After of 30s", id, d)
+		}
+	}
+	if n := f.count("reactions.add"); n != 1 {
+		t.Errorf("reactions.add called %d times, want 1 (the second skipped while the channel is rate-limited)", n)
 	}
 }
