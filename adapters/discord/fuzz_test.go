@@ -21,6 +21,7 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"github.com/convosphere/convosphere/engine"
+	"github.com/convosphere/convosphere/engine/enginetest"
 	"github.com/convosphere/convosphere/store/sqlite"
 )
 
@@ -42,79 +43,39 @@ var fuzzKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
 // every inbox event the adapter stores, for the checks.
 type fuzzStore struct {
 	Store
-	mu     sync.Mutex
-	fail   bool
-	calls  int
-	failed int
-	stored []*engine.InboxEvent
-	// enqueueFailed counts the Enqueue calls of them that failed.
-	enqueueFailed int
-}
-
-func (s *fuzzStore) call() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.calls++
-	if s.fail {
-		s.failed++
-		return engine.Errorf(engine.EUNAVAILABLE, "fuzz: the database is down")
-	}
-	return nil
+	enginetest.StoreFaults
 }
 
 func (s *fuzzStore) Enqueue(ctx context.Context, e *engine.InboxEvent) (bool, error) {
-	if err := s.call(); err != nil {
-		s.mu.Lock()
-		s.enqueueFailed++
-		s.mu.Unlock()
-		return false, err
-	}
-	cp := *e
-	cp.Payload = bytes.Clone(e.Payload)
-	s.mu.Lock()
-	s.stored = append(s.stored, &cp)
-	s.mu.Unlock()
-	return s.Store.Enqueue(ctx, e)
+	return s.Record(ctx, e, s.Store.Enqueue)
 }
 
 func (s *fuzzStore) SaveFeedback(ctx context.Context, f *engine.Feedback) error {
-	if err := s.call(); err != nil {
+	if err := s.Call(); err != nil {
 		return err
 	}
 	return s.Store.SaveFeedback(ctx, f)
 }
 
 func (s *fuzzStore) ListAssistants(ctx context.Context) ([]*engine.Assistant, error) {
-	if err := s.call(); err != nil {
+	if err := s.Call(); err != nil {
 		return nil, err
 	}
 	return s.Store.ListAssistants(ctx)
 }
 
 func (s *fuzzStore) Preference(ctx context.Context, p engine.Platform, userID, key string) (*engine.Preference, error) {
-	if err := s.call(); err != nil {
+	if err := s.Call(); err != nil {
 		return nil, err
 	}
 	return s.Store.Preference(ctx, p, userID, key)
 }
 
 func (s *fuzzStore) SetPreference(ctx context.Context, p *engine.Preference) error {
-	if err := s.call(); err != nil {
+	if err := s.Call(); err != nil {
 		return err
 	}
 	return s.Store.SetPreference(ctx, p)
-}
-
-func (s *fuzzStore) reset(fail bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.fail, s.calls, s.failed, s.stored, s.enqueueFailed = fail, 0, 0, nil, 0
-}
-
-func (s *fuzzStore) counts() (calls, failed int, stored []*engine.InboxEvent) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.calls, s.failed, s.stored
 }
 
 // fuzzREST answers every REST call the way Discord answers a message
@@ -269,10 +230,10 @@ func FuzzVerify(f *testing.F) {
 		}
 		send := func(what string, r *http.Request, body []byte, want bool) {
 			t.Helper()
-			st.reset(false)
+			st.Reset(false)
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, r)
-			calls, _, stored := st.counts()
+			calls, _, _, stored := st.Counts()
 			if want {
 				var in discordgo.Interaction
 				switch wantCode := http.StatusOK; {
@@ -414,10 +375,10 @@ func FuzzInteraction(f *testing.F) {
 			command = in.ApplicationCommandData().Name
 		}
 		for _, fail := range []bool{false, true} {
-			st.reset(fail)
+			st.Reset(fail)
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, signedRequest(fuzzKey, strconv.FormatInt(time.Now().Unix(), 10), body))
-			calls, failed, stored := st.counts()
+			calls, failed, _, stored := st.Counts()
 			if !isInteraction {
 				if w.Code != http.StatusBadRequest || calls != 0 {
 					t.Fatalf("not an interaction: answered %d after %d store calls", w.Code, calls)
@@ -483,13 +444,10 @@ func FuzzInteraction(f *testing.F) {
 		var m discordgo.MessageCreate
 		_ = json.Unmarshal(body, &m)
 		for _, fail := range []bool{false, true} {
-			st.reset(fail)
+			st.Reset(fail)
 			before := rest.postCount()
 			a.messageCreate(context.Background(), &m)
-			_, _, stored := st.counts()
-			st.mu.Lock()
-			enqueueFailed := st.enqueueFailed
-			st.mu.Unlock()
+			_, _, enqueueFailed, stored := st.Counts()
 			apologies := rest.postCount() - before
 			// (discordgo puts the channel id into the URL as it is: only
 			// a URL-safe one reaches the server.)

@@ -22,6 +22,7 @@ import (
 	"github.com/mattermost/mattermost/server/public/model"
 
 	"github.com/convosphere/convosphere/engine"
+	"github.com/convosphere/convosphere/engine/enginetest"
 	"github.com/convosphere/convosphere/store/sqlite"
 )
 
@@ -39,85 +40,46 @@ import (
 // keeps every inbox event the adapter stores, for the checks.
 type fuzzStore struct {
 	Store
-	mu            sync.Mutex
-	fail          bool
-	calls         int
-	failed        int
-	enqueueFailed int
-	stored        []*engine.InboxEvent
-}
-
-func (s *fuzzStore) call() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.calls++
-	if s.fail {
-		s.failed++
-		return engine.Errorf(engine.EUNAVAILABLE, "fuzz: the database is down")
-	}
-	return nil
+	enginetest.StoreFaults
 }
 
 func (s *fuzzStore) Enqueue(ctx context.Context, e *engine.InboxEvent) (bool, error) {
-	if err := s.call(); err != nil {
-		s.mu.Lock()
-		s.enqueueFailed++
-		s.mu.Unlock()
-		return false, err
-	}
-	cp := *e
-	cp.Payload = bytes.Clone(e.Payload)
-	s.mu.Lock()
-	s.stored = append(s.stored, &cp)
-	s.mu.Unlock()
-	return s.Store.Enqueue(ctx, e)
+	return s.Record(ctx, e, s.Store.Enqueue)
 }
 
 func (s *fuzzStore) ListAssistants(ctx context.Context) ([]*engine.Assistant, error) {
-	if err := s.call(); err != nil {
+	if err := s.Call(); err != nil {
 		return nil, err
 	}
 	return s.Store.ListAssistants(ctx)
 }
 
 func (s *fuzzStore) ConversationByThread(ctx context.Context, p engine.Platform, channelID, threadID string) (*engine.Conversation, error) {
-	if err := s.call(); err != nil {
+	if err := s.Call(); err != nil {
 		return nil, err
 	}
 	return s.Store.ConversationByThread(ctx, p, channelID, threadID)
 }
 
 func (s *fuzzStore) ApprovalByID(ctx context.Context, id string) (*engine.ToolApproval, error) {
-	if err := s.call(); err != nil {
+	if err := s.Call(); err != nil {
 		return nil, err
 	}
 	return s.Store.ApprovalByID(ctx, id)
 }
 
 func (s *fuzzStore) DecideApproval(ctx context.Context, id string, status engine.ApprovalStatus, decidedBy string, at time.Time, resume *engine.InboxEvent) (*engine.ToolApproval, error) {
-	if err := s.call(); err != nil {
+	if err := s.Call(); err != nil {
 		return nil, err
 	}
 	return s.Store.DecideApproval(ctx, id, status, decidedBy, at, resume)
 }
 
 func (s *fuzzStore) UserByIdentity(ctx context.Context, p engine.Platform, chatUserID string) (*engine.User, error) {
-	if err := s.call(); err != nil {
+	if err := s.Call(); err != nil {
 		return nil, err
 	}
 	return s.Store.UserByIdentity(ctx, p, chatUserID)
-}
-
-func (s *fuzzStore) reset(fail bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.fail, s.calls, s.failed, s.enqueueFailed, s.stored = fail, 0, 0, 0, nil
-}
-
-func (s *fuzzStore) counts() (calls, enqueueFailed int, stored []*engine.InboxEvent) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.calls, s.enqueueFailed, s.stored
 }
 
 // fuzzServer is the Mattermost REST API as far as these paths use it: it
@@ -274,13 +236,13 @@ func FuzzPosted(f *testing.F) {
 		ct, _ := data["channel_type"].(string)
 
 		for _, fail := range []bool{false, true} {
-			st.reset(fail)
+			st.Reset(fail)
 			a.mu.Lock()
 			seenBefore := a.lastSeen
 			a.mu.Unlock()
 			before := srv.postCount()
 			a.posted(context.Background(), ev)
-			_, enqueueFailed, stored := st.counts()
+			_, _, enqueueFailed, stored := st.Counts()
 			a.mu.Lock()
 			seenAfter := a.lastSeen
 			a.mu.Unlock()
@@ -374,10 +336,10 @@ func FuzzAction(f *testing.F) {
 		// post sends body and checks the answer; it reports the status.
 		post := func(what string, body []byte, fail bool) int {
 			t.Helper()
-			st.reset(fail)
+			st.Reset(fail)
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/mattermost/actions", bytes.NewReader(body)))
-			calls, _, _ := st.counts()
+			calls, _, _, _ := st.Counts()
 
 			var r model.PostActionIntegrationRequest
 			decodes := json.NewDecoder(bytes.NewReader(body)).Decode(&r) == nil

@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -19,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/convosphere/convosphere/engine"
+	"github.com/convosphere/convosphere/engine/enginetest"
 	"github.com/convosphere/convosphere/store/sqlite"
 )
 
@@ -36,68 +36,32 @@ import (
 // down), and keeps every inbox event the adapter stores, for the checks.
 type fuzzStore struct {
 	Store
-	mu     sync.Mutex
-	fail   bool
-	calls  int // Enqueue, SaveFeedback, ListAssistants, ConversationByThread
-	failed int // of them, answered with an error because of fail
-	stored []*engine.InboxEvent
-}
-
-func (s *fuzzStore) call() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.calls++
-	if s.fail {
-		s.failed++
-		return engine.Errorf(engine.EUNAVAILABLE, "fuzz: the database is down")
-	}
-	return nil
+	enginetest.StoreFaults
 }
 
 func (s *fuzzStore) Enqueue(ctx context.Context, e *engine.InboxEvent) (bool, error) {
-	if err := s.call(); err != nil {
-		return false, err
-	}
-	cp := *e
-	cp.Payload = bytes.Clone(e.Payload)
-	s.mu.Lock()
-	s.stored = append(s.stored, &cp)
-	s.mu.Unlock()
-	return s.Store.Enqueue(ctx, e)
+	return s.Record(ctx, e, s.Store.Enqueue)
 }
 
 func (s *fuzzStore) SaveFeedback(ctx context.Context, f *engine.Feedback) error {
-	if err := s.call(); err != nil {
+	if err := s.Call(); err != nil {
 		return err
 	}
 	return s.Store.SaveFeedback(ctx, f)
 }
 
 func (s *fuzzStore) ListAssistants(ctx context.Context) ([]*engine.Assistant, error) {
-	if err := s.call(); err != nil {
+	if err := s.Call(); err != nil {
 		return nil, err
 	}
 	return s.Store.ListAssistants(ctx)
 }
 
 func (s *fuzzStore) ConversationByThread(ctx context.Context, p engine.Platform, channelID, threadID string) (*engine.Conversation, error) {
-	if err := s.call(); err != nil {
+	if err := s.Call(); err != nil {
 		return nil, err
 	}
 	return s.Store.ConversationByThread(ctx, p, channelID, threadID)
-}
-
-// reset starts a request: no calls counted, nothing stored, failing or not.
-func (s *fuzzStore) reset(fail bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.fail, s.calls, s.failed, s.stored = fail, 0, 0, nil
-}
-
-func (s *fuzzStore) counts() (calls, failed int, stored []*engine.InboxEvent) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.calls, s.failed, s.stored
 }
 
 // fuzzTraceID is a trace the fuzz store holds, so that feedback seeds
@@ -246,9 +210,9 @@ func FuzzVerify(f *testing.F) {
 				r := request(path, contentType, body, 0, "")
 				r.Header.Set("X-Slack-Request-Timestamp", ts)
 				r.Header.Set("X-Slack-Signature", sig)
-				db.reset(false)
+				db.Reset(false)
 				w := serve(h, r)
-				calls, _, stored := db.counts()
+				calls, _, _, stored := db.Counts()
 				if want {
 					if w.Code == http.StatusUnauthorized {
 						t.Fatalf("%s: %s answered 401 to a correctly signed request (ts %q, sig %q, body %q)", what, path, ts, sig, body)
@@ -400,9 +364,9 @@ func FuzzEvents(f *testing.F) {
 				a.mu.Lock()
 				a.policy = cachedPolicy{} // read the trigger policies (and fail) every time
 				a.mu.Unlock()
-				db.reset(fail)
+				db.Reset(fail)
 				w := serve(h, request(c.path, c.contentType, c.body, now, testSecret))
-				calls, failed, stored := db.counts()
+				calls, failed, _, stored := db.Counts()
 				switch {
 				case w.Code == http.StatusUnauthorized:
 					t.Fatalf("%s %s: a signed request was answered 401", c.path, c.contentType)
@@ -436,7 +400,7 @@ func FuzzEvents(f *testing.F) {
 
 		// Socket Mode: the message, then a sentinel whose ack says that
 		// the message was handled.
-		db.reset(false)
+		db.Reset(false)
 		var m socketMessage
 		decodes := json.Unmarshal(body, &m) == nil
 		if err := conn.WriteMessage(websocket.TextMessage, body); err != nil {
@@ -498,7 +462,7 @@ func FuzzEvents(f *testing.F) {
 				}
 			}
 		}
-		_, _, stored := db.counts()
+		_, _, _, stored := db.Counts()
 		checkStored(t, stored)
 		switch {
 		case decodes && dropped && m.Type != "disconnect":

@@ -1,8 +1,10 @@
 // Package enginetest provides fakes of the engine's interfaces for tests:
-// a scripted language model, a recording replier and a fixed retriever.
+// a scripted language model, a recording replier, a fixed retriever and
+// a fault switch for stores (StoreFaults).
 package enginetest
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"sync"
@@ -254,4 +256,59 @@ func (s *ToolSet) Calls() []engine.ToolInvocation {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]engine.ToolInvocation(nil), s.calls...)
+}
+
+// StoreFaults is the fault switch of a test store that wraps a real one
+// (for fuzz and fault tests of the adapters): it counts the calls routed
+// through Call, fails them while down, and keeps a copy of every inbox
+// event stored through Record. Embed it next to the wrapped store.
+type StoreFaults struct {
+	mu                           sync.Mutex
+	down                         bool
+	calls, failed, enqueueFailed int
+	stored                       []*engine.InboxEvent
+}
+
+// Call counts a call and fails it (EUNAVAILABLE) while the store is down.
+func (f *StoreFaults) Call() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if f.down {
+		f.failed++
+		return engine.Errorf(engine.EUNAVAILABLE, "test: the database is down")
+	}
+	return nil
+}
+
+// Record is Enqueue through the switch: a call that keeps a copy of the
+// event, then stores it with next.
+func (f *StoreFaults) Record(ctx context.Context, e *engine.InboxEvent, next func(context.Context, *engine.InboxEvent) (bool, error)) (bool, error) {
+	if err := f.Call(); err != nil {
+		f.mu.Lock()
+		f.enqueueFailed++
+		f.mu.Unlock()
+		return false, err
+	}
+	cp := *e
+	cp.Payload = bytes.Clone(e.Payload)
+	f.mu.Lock()
+	f.stored = append(f.stored, &cp)
+	f.mu.Unlock()
+	return next(ctx, e)
+}
+
+// Reset starts over: nothing counted or stored, the store down or not.
+func (f *StoreFaults) Reset(down bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down, f.calls, f.failed, f.enqueueFailed, f.stored = down, 0, 0, 0, nil
+}
+
+// Counts reports the calls since Reset, those that failed, the Enqueue
+// calls that failed, and the events stored.
+func (f *StoreFaults) Counts() (calls, failed, enqueueFailed int, stored []*engine.InboxEvent) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls, f.failed, f.enqueueFailed, f.stored
 }
