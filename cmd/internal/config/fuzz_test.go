@@ -40,9 +40,21 @@ func FuzzLoad(f *testing.F) {
 	f.Add("&a [*a]", "", "", "", "", "", "")
 	f.Add("tools: {mcp_servers: {name: x}}\n", "", "", "", "", "", "")
 	f.Add("\xff\xfe", "", "", "", "", "", "")
+	f.Add("console: 0\n", "", "", "", "", "", "")
 
 	keys := map[string]bool{"tools.mcp_servers": true}
 	for k := range flatten(reflect.ValueOf(Default()), "") {
+		keys[k] = true
+	}
+	// A section ("console", "tools.fetch") is a key too: a decoding error
+	// may name it ("'console' expected a map").
+	sections := map[string]bool{}
+	for k := range keys {
+		for i := strings.LastIndexByte(k, '.'); i > 0; i = strings.LastIndexByte(k[:i], '.') {
+			sections[k[:i]] = true
+		}
+	}
+	for k := range sections {
 		keys[k] = true
 	}
 
