@@ -282,6 +282,11 @@ func (a *Adapter) chooseAssistant(ctx context.Context, in *discordgo.Interaction
 	if name == "" {
 		return a.listAssistants(ctx, in, list, user)
 	}
+	if user.ID == "" {
+		// Discord always names the member or user; a payload without one
+		// cannot say whose choice this is.
+		return ephemeral("Discord did not say who ran this command, so the choice cannot be remembered; please run it again.")
+	}
 	pref := &engine.Preference{Platform: engine.PlatformDiscord, UserID: user.ID, Key: choiceKey(in.ChannelID)}
 	reply := "Your /ask questions in this channel go to the channel's assistant again."
 	if !strings.EqualFold(name, "default") {
