@@ -403,7 +403,9 @@ func (s *splitter) cut(start, pre int) (int, *fence) {
 
 // Truncate cuts text to at most limit runes, suffix (such as "…") included,
 // at a rune boundary. When the cut falls inside a fenced code block, the
-// suffix goes at the cut and a closing fence follows it. Text that fits is
+// suffix goes at the cut and a closing fence follows it. When the kept text
+// ends with a fence line, the suffix goes on a line of its own (on the
+// fence line it would make "```…" an opening fence). Text that fits is
 // returned unchanged; a limit below 1 means no limit.
 func Truncate(text string, limit int, suffix string) string {
 	if !utf8.ValidString(text) {
@@ -419,10 +421,29 @@ func Truncate(text string, limit int, suffix string) string {
 	if sn >= limit {
 		return suffix[:runeOffset(suffix, limit)]
 	}
-	budget := limit - sn
 	fs := scanFences(text)
-	p := avoidFenceLine(text, runeOffset(text, budget))
-	f := fenceAt(fs, p)
+	budget, end := limit-sn, len(text)
+	for {
+		body, f := truncateAt(text, fs, budget, end)
+		switch {
+		case f != nil:
+			return body + suffix + "\n" + f.closer()
+		case suffix == "" || suffix[0] == '\n' || !endsWithFenceLine(body):
+			return body + suffix
+		case utf8.RuneCountInString(body) < budget:
+			return body + "\n" + suffix
+		}
+		// No room for the line break: cut before the fence line.
+		end = strings.LastIndexByte(body, '\n') + 1
+	}
+}
+
+// truncateAt cuts text to at most budget runes and at most end bytes, not
+// inside a fence line, and trims the spaces the cut leaves at the end. f
+// is the fence the cut falls in (nil when none): the caller closes it.
+func truncateAt(text string, fs []fence, budget, end int) (body string, f *fence) {
+	p := min(avoidFenceLine(text, runeOffset(text, budget)), end)
+	f = fenceAt(fs, p)
 	if f != nil {
 		room := budget - 1 - f.n
 		if room < 0 {
@@ -434,11 +455,13 @@ func Truncate(text string, limit int, suffix string) string {
 			p, f = f.openStart, nil
 		}
 	}
-	body := strings.TrimRightFunc(text[:p], isSpace)
-	if f != nil {
-		return body + suffix + "\n" + f.closer()
-	}
-	return body + suffix
+	return strings.TrimRightFunc(text[:p], isSpace), f
+}
+
+// endsWithFenceLine reports whether the last line of s is fence-like.
+func endsWithFenceLine(s string) bool {
+	_, _, _, ok := marker(s[strings.LastIndexByte(s, '\n')+1:])
+	return ok
 }
 
 // avoidFenceLine moves a cut at p that falls inside a fence-like line back to

@@ -1,6 +1,7 @@
 package textsplit
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -185,6 +186,9 @@ func TestTruncate(t *testing.T) {
 		{"no room for fence", "intro\n```go\ncode\n```", 12, "…", "intro…"},
 		{"not inside a fence line", "intro\n```golang\ncode\n```\n", 10, "…", "intro…"},
 		{"after fence", "```\nx\n```\nmore text", 14, "…", "```\nx\n```\nmor…"},
+		{"suffix after a closing fence line", "```00\n```\n```", 12, "0", "```00\n```\n0"},
+		{"no room for the line break", "```\nx\n```\n\ntail", 10, "…", "```\nx…\n```"},
+		{"no room for the line break after an opening", "x\n```\n```y", 6, "…", "x…"},
 		{"invalid UTF-8", "a\xffbcdef", 3, "", "a\uFFFDb"},
 	}
 	for _, tt := range tests {
@@ -312,22 +316,42 @@ func checkTruncate(t *testing.T, text string, limit int, suffix string) {
 	if utf8.RuneCountInString(sfx) >= limit {
 		return
 	}
-	// got is a prefix of the text, the suffix, and maybe a closing fence.
-	body, closer, ok := "", "", false
+	// got is a prefix of the text and the suffix: after it a closing
+	// fence, or before it a line break when the prefix ends with a fence
+	// line. The shapes can overlap ("```0" may be "```" and the suffix
+	// "0"): got is right when one reading of it is.
+	type reading struct{ body, closer string }
+	var readings []reading
 	if i := strings.LastIndexByte(got, '\n'); i >= 0 && isFenceLine(got[i+1:]) && strings.HasSuffix(got[:i], sfx) {
-		body, closer = got[:i-len(sfx)], got[i:]
-		ok = strings.HasPrefix(clean, body)
+		readings = append(readings, reading{got[:i-len(sfx)], got[i:]})
 	}
-	if !ok && strings.HasSuffix(got, sfx) {
-		body, closer = got[:len(got)-len(sfx)], ""
-		ok = strings.HasPrefix(clean, body)
+	if body, ok := strings.CutSuffix(got, "\n"+sfx); ok && fenceLike(body) {
+		readings = append(readings, reading{body, ""})
 	}
-	if !ok {
-		t.Fatalf("Truncate(%q, %d, %q) = %q: not a prefix of the text and the suffix", text, limit, suffix, got)
+	if body, ok := strings.CutSuffix(got, sfx); ok {
+		readings = append(readings, reading{body, ""})
 	}
-	if endsInFence(body + closer) {
-		t.Errorf("Truncate(%q, %d, %q) = %q: fence left open", text, limit, suffix, got)
+	var why []string
+	for _, r := range readings {
+		switch {
+		case !strings.HasPrefix(clean, r.body):
+			why = append(why, fmt.Sprintf("%q is not a prefix of the text", r.body))
+		case endsInFence(r.body + r.closer):
+			why = append(why, fmt.Sprintf("%q+%q leaves a fence open", r.body, r.closer))
+		case r.closer == "" && sfx != "" && sfx[0] != '\n' && strings.HasSuffix(got, r.body+sfx) && fenceLike(r.body):
+			why = append(why, fmt.Sprintf("the suffix is on the fence line of %q", r.body))
+		default:
+			return
+		}
 	}
+	t.Fatalf("Truncate(%q, %d, %q) = %q: not the text's prefix, the suffix and a closing fence (%s)", text, limit, suffix, got, strings.Join(why, "; "))
+}
+
+// fenceLike reports whether the last line of s starts (after spaces) like
+// a fence: three backticks or tildes.
+func fenceLike(s string) bool {
+	t := strings.TrimLeft(s[strings.LastIndexByte(s, '\n')+1:], " \t")
+	return strings.HasPrefix(t, "```") || strings.HasPrefix(t, "~~~")
 }
 
 // isFenceLine reports whether line is a fence line with nothing around it.
