@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -99,6 +100,40 @@ func TestAssistantValidate(t *testing.T) {
 		}
 		if err != nil && ErrorCode(err) != EINVALID {
 			t.Errorf("%s: code %s, want invalid", tt.name, ErrorCode(err))
+		}
+	}
+}
+
+func TestValidAssistantName(t *testing.T) {
+	// The rule as a regular expression: the reference (too big to keep
+	// in every process, fine in a test).
+	re := regexp.MustCompile(`^[\p{L}\p{N}][\p{L}\p{N} ._-]{0,63}$`)
+	tests := []struct {
+		name string
+		want bool
+	}{
+		{"a", true},
+		{"Support bot", true},
+		{"ops-2.v_1", true},
+		{"Ünïcødé 助手 ٣", true},
+		{strings.Repeat("x", 64), true},
+		{strings.Repeat("é", 64), true},
+		{strings.Repeat("x", 65), false},
+		{strings.Repeat("é", 65), false},
+		{"", false},
+		{" a", false},
+		{"-a", false},
+		{".a", false},
+		{"a/b", false},
+		{"a\tb", false},
+		{"a\nb", false},
+		{"a\u00a0b", false}, // a no-break space is not a space here
+		{"a\xffb", false},
+		{"emoji 🤖", false},
+	}
+	for _, tt := range tests {
+		if got := validAssistantName(tt.name); got != tt.want || got != re.MatchString(tt.name) {
+			t.Errorf("validAssistantName(%q) = %v, want %v (regexp: %v)", tt.name, got, tt.want, re.MatchString(tt.name))
 		}
 	}
 }

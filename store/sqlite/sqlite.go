@@ -75,8 +75,8 @@ func (c Config) Validate() error {
 // DB is an SQLite-backed engine.Store. It is safe for concurrent use.
 type DB struct {
 	cfg Config
-	w   *sql.DB // the one writer connection
-	r   *sql.DB // readers
+	w   *pool // the one writer connection
+	r   *pool // readers
 	log *slog.Logger
 
 	enqueue     engine.GroupCommit[*engine.InboxEvent, enqueued]
@@ -119,7 +119,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	}
 	r.SetMaxOpenConns(cfg.MaxReadConns)
 	r.SetMaxIdleConns(cfg.MaxReadConns)
-	db := &DB{cfg: cfg, w: w, r: r, log: cfg.Logger.With("component", "store", "driver", "sqlite")}
+	db := &DB{cfg: cfg, w: newPool(w), r: newPool(r), log: cfg.Logger.With("component", "store", "driver", "sqlite")}
 	db.enqueue.Run = db.enqueueBatch
 	if !cfg.SkipMigrations {
 		if err := db.Migrate(ctx); err != nil {
