@@ -83,6 +83,7 @@ type WorkerDeps struct {
 	Repliers map[Platform]ReplierFactory
 	Logger   *slog.Logger
 	Observer EventObserver // optional: follows each claimed event (metrics, traces, logs)
+	Wakeup   *Wakeup       // optional: wakes idle workers when an event is stored (see WakeOnEnqueue)
 }
 
 // Worker claims inbox events and answers them.
@@ -119,16 +120,32 @@ func (w *Worker) Run(ctx context.Context) error {
 					w.log.ErrorContext(ctx, "process inbox event", "error", err)
 				}
 				if !worked || err != nil {
-					select {
-					case <-ctx.Done():
-					case <-time.After(w.cfg.PollInterval):
-					}
+					w.idle(ctx, err == nil)
+				} else if w.deps.Wakeup != nil {
+					// More may be ready: another idle worker looks too.
+					w.deps.Wakeup.Notify()
 				}
 			}
 		})
 	}
 	wg.Wait()
 	return nil
+}
+
+// idle waits for the next poll, or (wakeable: the inbox answered) until
+// an event is stored.
+func (w *Worker) idle(ctx context.Context, wakeable bool) {
+	var wake <-chan struct{}
+	if wakeable && w.deps.Wakeup != nil {
+		wake = w.deps.Wakeup.ch
+	}
+	t := time.NewTimer(w.cfg.PollInterval)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	case <-wake:
+	}
 }
 
 // ProcessOne claims and handles one event. It reports whether there was one.

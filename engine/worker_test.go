@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -237,5 +238,53 @@ func TestWorkerHandsBackAtShutdown(t *testing.T) {
 	}
 	if fin := second.Finished(); len(fin) != 1 || fin[0].Text != "The whole answer." || fin[0].Outcome != engine.OutcomeAnswered {
 		t.Fatalf("second worker finished %+v", fin)
+	}
+}
+
+// TestWorkerWakesOnEnqueue: with a poll interval far longer than the test,
+// events stored through WakeOnEnqueue are answered at once, a burst by
+// every worker, and a duplicate delivery wakes nobody.
+func TestWorkerWakesOnEnqueue(t *testing.T) {
+	f := mustFixture(t, engine.Config{})
+	replier := &enginetest.Replier{}
+	wake := engine.NewWakeup()
+	store := engine.WakeOnEnqueue(f.store, wake)
+	w, err := engine.NewWorker(engine.WorkerConfig{Concurrency: 3, PollInterval: time.Hour}, engine.WorkerDeps{
+		Inbox: f.store, Handler: f.engine, Repliers: map[engine.Platform]engine.ReplierFactory{engine.PlatformSlack: factory{replier}},
+		Wakeup: wake,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	waitAnswered := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for len(replier.Finished()) < n && time.Now().Before(deadline) {
+			time.Sleep(2 * time.Millisecond)
+		}
+		if got := len(replier.Finished()); got != n {
+			t.Fatalf("answered %d events, want %d (the workers were not woken)", got, n)
+		}
+	}
+	time.Sleep(20 * time.Millisecond) // the workers found the inbox empty and wait
+	mustEnqueue(t, store, engine.PlatformSlack, "W1", "question")
+	waitAnswered(1)
+	for i := range 9 {
+		mustEnqueue(t, store, engine.PlatformSlack, fmt.Sprintf("W%d", i+2), "question")
+	}
+	waitAnswered(10)
+	// A duplicate is not stored and wakes nobody: nothing new is answered.
+	msg := slackMessage("T-W1", "question")
+	payload, _ := json.Marshal(msg)
+	if inserted, err := store.Enqueue(ctx, &engine.InboxEvent{Platform: engine.PlatformSlack, EventID: "W1", ThreadKey: msg.Thread.Key(), Payload: payload}); inserted || err != nil {
+		t.Fatalf("duplicate: inserted=%v err=%v", inserted, err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if got := len(replier.Finished()); got != 10 {
+		t.Fatalf("%d answers after a duplicate delivery, want 10", got)
 	}
 }

@@ -98,6 +98,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	repliers := map[engine.Platform]engine.ReplierFactory{}
 	mux := http.NewServeMux()
+	// The adapters' inbox writes wake an idle worker at once.
+	wake := engine.NewWakeup()
+	store := engine.WakeOnEnqueue(m.App.Store, wake)
 	if cfg.Slack.Enabled() {
 		if m.Slack, err = slackadapter.New(slackadapter.Config{
 			SigningSecret: cfg.Slack.SigningSecret,
@@ -107,7 +110,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			APIURL:        cfg.Slack.APIURL,
 			CitationLink:  citationLink(cfg.Console.PublicURL),
 			Locker:        m.App.Locker,
-		}, m.App.Store, m.Logger); err != nil {
+		}, store, m.Logger); err != nil {
 			return err
 		}
 		if err := m.Slack.Start(ctx); err != nil {
@@ -122,7 +125,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}
 	if cfg.Discord.Enabled() {
-		if m.Discord, err = newDiscord(cfg, m.App.Store, m.App.Locker, m.Logger); err != nil {
+		if m.Discord, err = newDiscord(cfg, store, m.App.Locker, m.Logger); err != nil {
 			return err
 		}
 		repliers[engine.PlatformDiscord] = m.Discord
@@ -132,7 +135,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.Discord.Start(ctx)
 	}
 	if cfg.Mattermost.Enabled() {
-		if m.Mattermost, err = mattermostadapter.New(mattermostadapter.Config{URL: cfg.Mattermost.URL, Token: cfg.Mattermost.Token, ActionsURL: cfg.Mattermost.ActionsURL, Locker: m.App.Locker}, m.App.Store, m.Logger); err != nil {
+		if m.Mattermost, err = mattermostadapter.New(mattermostadapter.Config{URL: cfg.Mattermost.URL, Token: cfg.Mattermost.Token, ActionsURL: cfg.Mattermost.ActionsURL, Locker: m.App.Locker}, store, m.Logger); err != nil {
 			return err
 		}
 		if err := m.Mattermost.Start(ctx); err != nil {
@@ -147,7 +150,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// worker takes them, so the margin is kept to half a turn (at least 5s).
 	lease := cfg.Engine.TurnTimeout + max(cfg.Engine.TurnTimeout/2, 5*time.Second)
 	worker, err := engine.NewWorker(engine.WorkerConfig{Concurrency: cfg.Bot.Workers, Lease: lease, ShutdownGrace: cfg.Bot.ShutdownGrace}, engine.WorkerDeps{
-		Inbox: m.App.Store, Handler: m.App.Handler, Repliers: repliers, Logger: m.Logger, Observer: m.App.Observer,
+		Inbox: m.App.Store, Handler: m.App.Handler, Repliers: repliers, Logger: m.Logger, Observer: m.App.Observer, Wakeup: wake,
 	})
 	if err != nil {
 		return fmt.Errorf("workers: %w", err)
