@@ -287,6 +287,41 @@ func TestWatchStream(t *testing.T) {
 			t.Fatalf("watchdog took %s", d)
 		}
 	})
+	// A provider that announces a wait (a rate limit's Retry-After) gets
+	// the wait on top of the stall timeout; without the announcement the
+	// same silence is a stall.
+	for _, tt := range []struct {
+		name string
+		wait time.Duration
+		want EventKind
+	}{
+		{"announced wait", 300 * time.Millisecond, EventDone},
+		{"unannounced", 0, EventError},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			in := make(chan StreamEvent)
+			go func() {
+				defer close(in)
+				if tt.wait > 0 {
+					in <- StreamEvent{Kind: EventWait, Wait: tt.wait}
+				}
+				time.Sleep(200 * time.Millisecond) // four stall timeouts
+				select {
+				case in <- StreamEvent{Kind: EventText, Text: "a"}:
+				case <-time.After(time.Second):
+					return
+				}
+				in <- StreamEvent{Kind: EventDone}
+			}()
+			var last StreamEvent
+			for ev := range WatchStream(context.Background(), in, 50*time.Millisecond, func() {}) {
+				last = ev
+			}
+			if last.Kind != tt.want {
+				t.Fatalf("last event = %+v, want kind %d", last, tt.want)
+			}
+		})
+	}
 }
 
 func TestErrors(t *testing.T) {

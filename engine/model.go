@@ -69,6 +69,10 @@ const (
 	EventUsage                         // Usage holds token counts
 	EventDone                          // the answer is complete; always the last event on success
 	EventError                         // Err holds why the stream failed; always the last event on failure
+	// EventWait: the provider waits Wait before trying again (a rate limit
+	// with Retry-After, or a failed attempt's backoff), before anything
+	// was delivered. The stall watchdog allows for the wait.
+	EventWait
 )
 
 // StreamEvent is one typed event of a streamed model answer.
@@ -77,7 +81,8 @@ type StreamEvent struct {
 	Text     string
 	ToolCall *ToolCall
 	Usage    Usage
-	Model    string // the model that answered, when the provider reports it
+	Model    string        // the model that answered, when the provider reports it
+	Wait     time.Duration // EventWait: how long the provider waits
 	Err      error
 }
 
@@ -95,9 +100,10 @@ type ModelNamer interface {
 }
 
 // WatchStream relays events from in and ends the stream with an ETIMEOUT
-// error event if no event arrives within stall. cancel is called when the
-// watchdog fires, so the provider stops too. The returned channel is closed
-// after the last event; reading stops when ctx ends.
+// error event if no event arrives within stall (after an EventWait, within
+// its wait and stall). cancel is called when the watchdog fires, so the
+// provider stops too. The returned channel is closed after the last event;
+// reading stops when ctx ends.
 func WatchStream(ctx context.Context, in <-chan StreamEvent, stall time.Duration, cancel context.CancelFunc) <-chan StreamEvent {
 	out := make(chan StreamEvent)
 	go func() {
@@ -130,7 +136,11 @@ func WatchStream(ctx context.Context, in <-chan StreamEvent, stall time.Duration
 					default:
 					}
 				}
-				timer.Reset(stall)
+				next := stall
+				if ev.Kind == EventWait {
+					next += max(ev.Wait, 0)
+				}
+				timer.Reset(next)
 			case <-timer.C:
 				// Send before cancelling: ctx may be the one cancel ends.
 				send(StreamEvent{Kind: EventError, Err: Errorf(ETIMEOUT, "The language model stopped sending for %s.", stall)})

@@ -142,7 +142,11 @@ func (p *Provider) do(ctx context.Context, op, model string, call func(ctx conte
 // pause waits before retry number retry; it returns an error when ctx ends
 // first.
 func (p *Provider) pause(ctx context.Context, op, model string, retry int, a *attempt, cause error) error {
-	d := p.retry.delay(retry, a)
+	return p.pauseFor(ctx, op, model, retry, p.retry.delay(retry, a), a, cause)
+}
+
+// pauseFor waits d before retry number retry+1, as pause does.
+func (p *Provider) pauseFor(ctx context.Context, op, model string, retry int, d time.Duration, a *attempt, cause error) error {
 	p.log.WarnContext(ctx, "retry llm request", "op", op, "model", model, "retry", retry+1,
 		"max_retries", p.retry.maxRetries, "status", a.status, "delay", d, "error", cause)
 	t := time.NewTimer(d)

@@ -129,7 +129,11 @@ func (p *Provider) stream(ctx context.Context, creq goopenai.ChatCompletionReque
 			s.finish(engine.StreamEvent{Kind: engine.EventError, Err: eerr})
 			return
 		}
-		if err := p.pause(ctx, opChat, creq.Model, retry, a, err); err != nil {
+		d := p.retry.delay(retry, a)
+		// The consumer's stall watchdog allows for the wait. (When ctx has
+		// ended, the pause below says so.)
+		_ = s.send(engine.StreamEvent{Kind: engine.EventWait, Wait: d})
+		if err := p.pauseFor(ctx, opChat, creq.Model, retry, d, a, err); err != nil {
 			s.finish(engine.StreamEvent{Kind: engine.EventError, Err: err})
 			return
 		}
@@ -219,7 +223,9 @@ func (s *streamer) send(ev engine.StreamEvent) error {
 	ev.Model = s.model
 	select {
 	case s.out <- ev:
-		s.delivered = true
+		// A wait delivers nothing of the answer: the next attempt may
+		// still be retried.
+		s.delivered = s.delivered || ev.Kind != engine.EventWait
 		return nil
 	case <-s.ctx.Done():
 		return s.ctx.Err()

@@ -341,7 +341,29 @@ func TestStreamHonoursRetryAfter(t *testing.T) {
 			if elapsed < tt.min || elapsed > tt.max {
 				t.Fatalf("took %s, want between %s and %s", elapsed, tt.min, tt.max)
 			}
+			// The wait is announced first, so a stall watchdog allows for it.
+			if events[0].Kind != engine.EventWait || events[0].Wait < tt.min || events[0].Wait > tt.max {
+				t.Fatalf("first event = %+v, want a wait between %s and %s", events[0], tt.min, tt.max)
+			}
 		})
+	}
+}
+
+// TestStreamWaitDoesNotCountAsDelivered: a failure after an announced wait
+// (nothing of the answer delivered) is still retried.
+func TestStreamWaitDoesNotCountAsDelivered(t *testing.T) {
+	srv := openaitest.NewServer(t)
+	srv.Script(openaitest.Reply{Status: 429, RetryAfter: "0"}, openaitest.Reply{Status: 503}, openaitest.Reply{Text: "done"})
+	p := MustNew(t, srv, func(c *openai.Config) { c.RetryBaseDelay, c.RetryMaxDelay = time.Millisecond, 5*time.Millisecond })
+	events := mustStream(t, p, question("hi"))
+	var waits int
+	for _, ev := range events {
+		if ev.Kind == engine.EventWait {
+			waits++
+		}
+	}
+	if ev := last(t, events); ev.Kind != engine.EventDone || textOf(events) != "done" || waits != 2 {
+		t.Fatalf("events = %+v, want two waits then the answer", events)
 	}
 }
 
