@@ -393,3 +393,67 @@ func TestBudgetFormats(t *testing.T) {
 		t.Errorf("a negative price: %v, want EINVALID", err)
 	}
 }
+
+// TestBudgetsApplyToResumedTurns: a turn that waited for a tool approval
+// is checked against the budgets again when it goes on, since one may have
+// run out meanwhile: a refusal runs neither the tool nor the model, a
+// fallback goes on with the cheaper model.
+func TestBudgetsApplyToResumedTurns(t *testing.T) {
+	tests := []struct {
+		name    string
+		budget  *engine.Budget
+		refused bool
+		model   string
+	}{
+		{"still within budget", &engine.Budget{Scope: engine.BudgetScopeUser, Target: "slack:U1", Period: engine.BudgetDay, MaxTokens: 1_000_000, Action: engine.BudgetRefuse}, false, ""},
+		{"used up: refused", &engine.Budget{Scope: engine.BudgetScopeUser, Target: "slack:U1", Period: engine.BudgetDay, MaxTokens: 1000, Action: engine.BudgetRefuse}, true, ""},
+		{"used up: fallback", &engine.Budget{Scope: engine.BudgetScopeUser, Target: "slack:U1", Period: engine.BudgetDay, MaxTokens: 500, Action: engine.BudgetFallback, FallbackModel: "local/cheap-model"}, false, "local/cheap-model"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := mustBudgetFixture(t, nil, nil, tt.budget)
+			tools := policyTools()
+			policy := map[string]engine.ToolMode{"weather": engine.ToolAsk}
+			// The question is asked before the budget applies (an engine
+			// without budgets), and goes on with one that has them.
+			before := mustPolicyEngine(t, f.fixture, tools, policy, engine.Config{})
+			f.model.Script(
+				enginetest.Reply{Chunks: []string{"Let me check. "}, ToolCalls: []engine.ToolCall{toolCall("c1", "weather", `{"city":"Oslo"}`)}},
+				enginetest.Reply{Chunks: []string{"It is sunny in Oslo."}},
+			)
+			ans, _ := mustAwait(t, f.fixture, before, "T-resume")
+			if _, err := decide(f.fixture, ans.Approval.ID, true, asker); err != nil {
+				t.Fatal(err)
+			}
+			msg := resumeMessage(t, f.fixture, ans.Approval.ID)
+			after, err := engine.New(engine.Config{}, engine.Deps{Assistants: f.store, Conversations: f.store, Traces: f.store,
+				Model: f.model, Tools: tools, ToolAudit: f.store, Approvals: f.store, Budgets: f.meter})
+			if err != nil {
+				t.Fatal(err)
+			}
+			asked := len(f.model.Requests())
+			final, err := after.Handle(context.Background(), msg, &enginetest.Replier{})
+			reqs := f.model.Requests()[asked:]
+			if tt.refused {
+				if engine.ErrorCode(err) != engine.ERATELIMITED || final.Outcome != engine.OutcomeBudgetExceeded || !strings.Contains(final.Notice, "daily budget") {
+					t.Fatalf("resumed turn: outcome %q, notice %q, error %v: want a budget refusal", final.Outcome, final.Notice, err)
+				}
+				if len(tools.Calls()) != 0 || len(reqs) != 0 {
+					t.Fatalf("a refused turn ran %d tools and %d model requests", len(tools.Calls()), len(reqs))
+				}
+				return
+			}
+			if err != nil || final.Outcome != engine.OutcomeAnswered || len(tools.Calls()) != 1 || len(reqs) != 1 {
+				t.Fatalf("resumed turn: outcome %q, error %v, %d tool calls, %d model requests", final.Outcome, err, len(tools.Calls()), len(reqs))
+			}
+			if reqs[0].Model != tt.model {
+				t.Errorf("the resumed turn asked for model %q, want %q", reqs[0].Model, tt.model)
+			}
+			if detail, ok := budgetStep(t, f, final.TraceID); !ok {
+				t.Errorf("no budget step in the resumed turn's trace")
+			} else if tt.model != "" && !strings.Contains(detail, "fallback to "+tt.model) {
+				t.Errorf("budget step %q, want the fallback", detail)
+			}
+		})
+	}
+}

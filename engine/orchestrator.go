@@ -721,6 +721,16 @@ func (e *Engine) resume(ctx context.Context, t *turn) (*Answer, error) {
 	}
 	done(fmt.Sprintf("%s %s by %s after %s", ap.ToolNames(), ap.Status, ap.DecidedBy, ap.DecidedAt.Sub(ap.CreatedAt).Round(time.Second)), nil)
 	t.trace.ConversationID, t.trace.AssistantID, t.trace.AssistantName = t.conv.ID, t.assistant.ID, t.assistant.Name
+	// The budgets again: the answer goes on with the model (and the
+	// approved tools), and a budget may have run out while the approval
+	// waited. A refusal runs nothing; a fallback goes on with its model.
+	asked := t.assistant
+	if ans, err := e.budget(ctx, t); err != nil {
+		return e.finish(ctx, t, ans, err)
+	}
+	if t.assistant != asked {
+		st.Model = t.assistant.Model
+	}
 	t.trace.Model = st.Model
 	t.passages = st.Passages
 	for _, p := range st.Passages {
