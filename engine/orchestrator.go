@@ -497,6 +497,10 @@ func (e *Engine) stream(ctx context.Context, t *turn, req ChatRequest, prefix st
 			}
 		case EventUsage:
 			usage = ev.Usage
+		case EventWait:
+			if ev.Wait >= time.Second {
+				e.status(ctx, t, fmt.Sprintf("The language model is busy; trying again in %s…", ev.Wait.Round(time.Second)))
+			}
 		case EventToolCall:
 			if ev.ToolCall != nil {
 				calls = append(calls, *ev.ToolCall)

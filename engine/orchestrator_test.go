@@ -240,6 +240,26 @@ func TestHandleModelFailures(t *testing.T) {
 	}
 }
 
+// TestHandleModelWaitIsNotAStall: a provider that announces a wait before
+// retrying (a rate limit's Retry-After) longer than the stall timeout is
+// waited for, and the user sees why it takes long.
+func TestHandleModelWaitIsNotAStall(t *testing.T) {
+	f := mustFixture(t, engine.Config{StallTimeout: 300 * time.Millisecond})
+	f.model.Script(enginetest.Reply{Wait: 1100 * time.Millisecond, Chunks: []string{"Here it is."}})
+	r := &enginetest.Replier{}
+	ans, err := f.engine.Handle(context.Background(), slackMessage("T1", "question"), r)
+	if err != nil || ans.Outcome != engine.OutcomeAnswered || ans.Text != "Here it is." {
+		t.Fatalf("answer %+v, error %v: the wait was taken for a stall", ans, err)
+	}
+	var told bool
+	for _, s := range r.Statuses() {
+		told = told || s == "The language model is busy; trying again in 1s…"
+	}
+	if !told {
+		t.Errorf("statuses %q: the user is not told the model is busy", r.Statuses())
+	}
+}
+
 func TestHandleRetrievalFailureStillAnswers(t *testing.T) {
 	f := mustFixture(t, engine.Config{})
 	f.retriever.Err = errors.New("index unavailable")

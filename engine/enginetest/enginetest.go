@@ -17,6 +17,7 @@ import (
 type Reply struct {
 	Chunks []string      // streamed text pieces
 	Delay  time.Duration // pause before each chunk
+	Wait   time.Duration // announced (EventWait) and waited before the chunks, as a provider's retry
 	Err    error         // sent after the chunks as EventError (nil: EventDone)
 	Stall  bool          // after the chunks, send nothing until the context ends
 	// ToolCalls are asked for after the chunks (before Usage and Done).
@@ -84,6 +85,16 @@ func (m *Model) Stream(ctx context.Context, req engine.ChatRequest) (<-chan engi
 				return true
 			case <-ctx.Done():
 				return false
+			}
+		}
+		if r.Wait > 0 {
+			if !send(engine.StreamEvent{Kind: engine.EventWait, Wait: r.Wait}) {
+				return
+			}
+			select {
+			case <-time.After(r.Wait):
+			case <-ctx.Done():
+				return
 			}
 		}
 		for _, c := range r.Chunks {
