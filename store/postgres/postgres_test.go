@@ -144,3 +144,9 @@ func TestOpenUnreachable(t *testing.T) {
 	_, err := postgres.Open(t.Context(), postgres.Config{URL: "postgres://u:secret@127.0.0.1:1/db?sslmode=disable&connect_timeout=2"})
 	storetest.MustCode(t, err, engine.EUNAVAILABLE)
 }
+
+func TestEnqueueBatchFailsAlone(t *testing.T) {
+	serverURL(t)
+	db := MustOpen(t)
+	storetest.EnqueueBatchFailsAlone(t, db, db.EnqueueBatch)
+}

@@ -290,3 +290,8 @@ func claimWorker(t *testing.T, path string) {
 	}
 	t.Fatal("worker gave up")
 }
+
+func TestEnqueueBatchFailsAlone(t *testing.T) {
+	db := MustOpen(t)
+	storetest.EnqueueBatchFailsAlone(t, db, db.EnqueueBatch)
+}

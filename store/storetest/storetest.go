@@ -5,6 +5,7 @@ package storetest
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"reflect"
 	"slices"
@@ -60,6 +61,7 @@ func Run(t *testing.T, open func(tb testing.TB) engine.Store) {
 		{"InboxFutureEventBlocksThread", testInboxFutureEventBlocksThread},
 		{"ConcurrentClaimersGetDistinctEvents", testConcurrentClaimers},
 		{"ConcurrentEnqueueStoresEachEventOnce", testConcurrentEnqueue},
+		{"ConcurrentEnqueueFailureFailsAlone", testConcurrentEnqueueFailureAlone},
 		{"Preferences", testPreferences},
 		{"PlatformStatus", testPlatformStatus},
 		{"ToolCallAudit", testToolCallAudit},
@@ -1602,6 +1604,94 @@ func testConcurrentEnqueue(t *testing.T, s engine.Store) {
 			t.Errorf("%s: inserted %d times, %d distinct stored ids; want once, one id", id, inserted[id], len(ids[id]))
 		}
 	}
+}
+
+// testConcurrentEnqueueFailureAlone stores events at once while one of
+// them cannot be stored (its id is taken by another event): that one
+// fails, and every other event of the same moment (written in the same
+// batch by a store that groups writes) is stored.
+func testConcurrentEnqueueFailureAlone(t *testing.T, s engine.Store) {
+	ctx := t.Context()
+	taken := mustEnqueue(t, s, event(engine.PlatformSlack, "G-first", "thread-g"))
+	const good = 16
+	var (
+		wg      sync.WaitGroup
+		errs    = make([]error, good+1)
+		stored  = make([]bool, good+1)
+		start   = make(chan struct{})
+		badSlot = good
+	)
+	for i := range good + 1 {
+		wg.Go(func() {
+			e := event(engine.PlatformSlack, fmt.Sprintf("G%02d", i), fmt.Sprintf("thread-g%02d", i))
+			if i == badSlot {
+				e.ID = taken.ID
+			}
+			<-start
+			stored[i], errs[i] = s.Enqueue(ctx, e)
+		})
+	}
+	close(start)
+	wg.Wait()
+	if errs[badSlot] == nil {
+		t.Errorf("Enqueue of an event whose id is taken: no error (stored %v)", stored[badSlot])
+	}
+	for i := range good {
+		if errs[i] != nil || !stored[i] {
+			t.Errorf("G%02d: stored %v, error %v; want stored (only the event with the taken id fails)", i, stored[i], errs[i])
+		}
+	}
+	// What was stored: every event but the failed one.
+	want := map[string]bool{taken.EventID: true}
+	for i := range good {
+		want[fmt.Sprintf("G%02d", i)] = true
+	}
+	got := map[string]bool{}
+	for {
+		e, err := s.Claim(ctx, "w", time.Hour)
+		if engine.IsNotFound(err) {
+			break
+		}
+		Must(t, err)
+		got[e.EventID] = true
+	}
+	MustEqual(t, "stored events", got, want)
+}
+
+// EnqueueBatchFailsAlone checks a store's group-commit batch writer (batch:
+// the function Enqueue hands its batches to, exported for tests) with a
+// batch whose middle event cannot be stored (its id is taken): that event
+// fails, and the events before and after it in the batch are stored.
+func EnqueueBatchFailsAlone(t *testing.T, s engine.Store, batch func(context.Context, []*engine.InboxEvent) []error) {
+	t.Helper()
+	ctx := t.Context()
+	taken := mustEnqueue(t, s, event(engine.PlatformSlack, "H-first", "thread-h"))
+	evs := []*engine.InboxEvent{
+		event(engine.PlatformSlack, "H1", "thread-h1"),
+		event(engine.PlatformSlack, "H2", "thread-h2"),
+		event(engine.PlatformSlack, "H3", "thread-h3"),
+	}
+	for _, e := range evs {
+		Must(t, e.Normalize(time.Now()))
+	}
+	evs[1].ID = taken.ID
+	errs := batch(ctx, evs)
+	if len(errs) != len(evs) {
+		t.Fatalf("batch of %d returned %d results", len(evs), len(errs))
+	}
+	if errs[0] != nil || errs[1] == nil || errs[2] != nil {
+		t.Errorf("batch results %v; want only the second (id taken) to fail", errs)
+	}
+	got := map[string]bool{}
+	for {
+		e, err := s.Claim(ctx, "w", time.Hour)
+		if engine.IsNotFound(err) {
+			break
+		}
+		Must(t, err)
+		got[e.EventID] = true
+	}
+	MustEqual(t, "stored events", got, map[string]bool{"H-first": true, "H1": true, "H3": true})
 }
 
 func testConcurrentWorkers(t *testing.T, s engine.Store) {
