@@ -60,6 +60,7 @@ type options struct {
 	warmup      time.Duration
 	out         string
 	databaseURL string
+	floor       time.Duration
 }
 
 // systemInfo describes a system under test.
@@ -73,12 +74,16 @@ var systems = []systemInfo{
 	{"convosphere-embedded", "cmd/bot, default embedded store (SQLite in the data directory), durable inbox write before the ack"},
 	{"convosphere-postgres", "cmd/bot with PostgreSQL (CONVOSPHERE_DATABASE_URL), durable inbox write before the ack"},
 	{"bolt", "Slack Bolt for JavaScript, default HTTP receiver, app_mention listener that only acks"},
+	{"go-minimal", "reference, not a target: the smallest Go app (net/http, slack-go's signature check, 200), nothing stored"},
 }
 
 const (
 	systemBolt     = "bolt"
 	systemEmbedded = "convosphere-embedded"
 	systemPostgres = "convosphere-postgres"
+	// systemGoMinimal is the machine's reference point: what a Go server
+	// that stores nothing reaches under the same clients.
+	systemGoMinimal = "go-minimal"
 )
 
 func lookupSystem(name string) (systemInfo, bool) {
@@ -127,11 +132,12 @@ func run() error {
 	var o options
 	var systemsFlag string
 	fs := flag.NewFlagSet("slack", flag.ContinueOnError)
-	fs.StringVar(&systemsFlag, "systems", systemEmbedded+","+systemPostgres+","+systemBolt, "comma list of systems to measure: "+systemNames())
+	fs.StringVar(&systemsFlag, "systems", systemEmbedded+","+systemPostgres+","+systemBolt+","+systemGoMinimal, "comma list of systems to measure: "+systemNames())
 	fs.DurationVar(&o.duration, "duration", 20*time.Second, "measured load per system (after the warm-up); ignored with -requests")
 	fs.IntVar(&o.requests, "requests", 0, "measured requests per system instead of -duration (0: use -duration)")
 	fs.IntVar(&o.concurrency, "concurrency", 32, "concurrent clients, each on its own keep-alive connection")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "load before the measured window, left out of the results")
+	fs.DurationVar(&o.floor, "store-floor", 10*time.Second, "how long to measure the embedded store's inbox write alone, before the systems (0: skip)")
 	fs.StringVar(&o.out, "out", "", "Markdown file whose Slack section is written (e.g. docs/benchmarks.md); empty: print only")
 	fs.StringVar(&o.databaseURL, "database-url", os.Getenv("CONVOSPHERE_TEST_POSTGRES_URL"), "PostgreSQL for convosphere-postgres (a fresh database is created on it when allowed); empty: scripts/services.sh postgres")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -176,6 +182,7 @@ type Run struct {
 	Duration    string           `json:"duration,omitempty"`
 	Requests    int              `json:"requests,omitempty"`
 	Results     []*Result        `json:"results"`
+	StoreFloor  *StoreFloor      `json:"store_floor,omitempty"`
 	Failures    []string         `json:"failures,omitempty"`
 	Notes       []string         `json:"notes,omitempty"`
 }
@@ -205,6 +212,11 @@ func parent(ctx context.Context, o options) error {
 	env := &environment{tmp: tmp, stub: stub, secret: secret, run: r, opts: o}
 	defer env.close()
 
+	if o.floor > 0 {
+		benchkit.Logf("store floor: %d writers calling the embedded store's Enqueue for %s", o.concurrency, o.floor)
+		r.StoreFloor = measureStoreFloor(ctx, tmp, o.concurrency, o.floor)
+		benchkit.Logf("store floor: %.0f events/s, %.1f µs of CPU per event %s", r.StoreFloor.EventsPerSec, r.StoreFloor.CPUMicrosPerEvt, r.StoreFloor.Failed)
+	}
 	for _, name := range o.systems {
 		if ctx.Err() != nil {
 			return ctx.Err()

@@ -51,11 +51,13 @@ func table(results []*Result) string {
 	return b.String()
 }
 
-// notes are the lines under the table: outbound calls the stub saw, errors.
+// notes are the lines under the table: outbound calls the stub saw, the
+// split of each server's memory, errors.
 func notes(results []*Result) []string {
 	var out []string
 	for _, r := range results {
-		if r.System != systemBolt && r.Failed == "" {
+		bot := r.System == systemEmbedded || r.System == systemPostgres
+		if bot && r.Failed == "" {
 			out = append(out, fmt.Sprintf("%s: chat.postMessage calls the stub saw by %s after the load (information only, not a target): %d",
 				r.System, settle, r.StubCalls["chat.postMessage"]))
 		}
@@ -65,8 +67,12 @@ func notes(results []*Result) []string {
 				parts = append(parts, fmt.Sprintf("%s %d", k, r.StubCalls[k]))
 			}
 			out = append(out, fmt.Sprintf("%s: Slack Web API calls: %s", r.System, strings.Join(parts, ", ")))
-		} else if r.System == systemBolt {
-			out = append(out, "bolt: no Slack Web API call (the stub saw none)")
+		} else if !bot {
+			out = append(out, r.System+": no Slack Web API call (the stub saw none)")
+		}
+		if r.EndRSSAnonBytes > 0 || r.EndRSSFileBytes > 0 {
+			out = append(out, fmt.Sprintf("%s: resident memory at the end of the load: %s anonymous (heap, stacks, caches), %s file-backed (the executable's code and read-only data, shared libraries)",
+				r.System, benchkit.MiB(r.EndRSSAnonBytes), benchkit.MiB(r.EndRSSFileBytes)))
 		}
 		if len(r.ErrorsBy) > 0 && r.Failed == "" {
 			var parts []string
@@ -77,6 +83,60 @@ func notes(results []*Result) []string {
 		}
 	}
 	return out
+}
+
+// floorNote describes the store floor measurement.
+func floorNote(f *StoreFloor) string {
+	if f == nil {
+		return ""
+	}
+	if f.Failed != "" && f.Events == 0 {
+		return "store floor: not measured: " + f.Failed
+	}
+	s := fmt.Sprintf("store floor (the embedded store's inbox write alone, %d writers in the bench process, no HTTP): %s events/s on %.2f cores, %.1f µs of CPU per event",
+		f.Concurrency, benchkit.Rate(f.EventsPerSec), f.CPUCores, f.CPUMicrosPerEvt)
+	if f.Failed != "" {
+		s += " (stopped early: " + f.Failed + ")"
+	}
+	return s
+}
+
+// budget works out, from this run's measurements, the CPU that
+// acknowledging targetSpeedup × Bolt's rate would take on this machine:
+// the clients' and a storing-nothing Go server's CPU per request (from
+// go-minimal, the fastest and so the cheapest per request) and the store
+// floor's CPU per event. Empty without those measurements.
+func budget(r *Run) []string {
+	var bolt, min *Result
+	for _, x := range r.Results {
+		switch {
+		case x.Failed != "" || x.RPS <= 0:
+		case x.System == systemBolt:
+			bolt = x
+		case x.System == systemGoMinimal:
+			min = x
+		}
+	}
+	f := r.StoreFloor
+	if bolt == nil || min == nil || f == nil || f.CPUMicrosPerEvt <= 0 || min.CPUCores <= 0 || min.ClientCPUCores <= 0 {
+		return nil
+	}
+	rate := targetSpeedup * bolt.RPS
+	client := min.ClientCPUCores / min.RPS * rate
+	server := min.CPUCores / min.RPS * rate
+	store := f.CPUMicrosPerEvt / 1e6 * rate
+	total := client + server + store
+	verdict := "within"
+	if total > float64(r.Machine.Cores) {
+		verdict = "more than"
+	}
+	return []string{
+		fmt.Sprintf("%d× Bolt's rate is %s acks/s. At that rate the clients need %.2f cores (%.1f µs per request, measured against go-minimal at %s/s), "+
+			"a Go server that only checks the signature and acks %.2f cores (go-minimal: %.1f µs per request), and the embedded store's inbox write alone %.2f cores (store floor: %.1f µs per event): "+
+			"%.2f cores, %s the machine's %d, before an event is decoded, checked for duplicates by the adapter or answered.",
+			targetSpeedup, benchkit.Rate(rate), client, min.ClientCPUCores/min.RPS*1e6, benchkit.Rate(min.RPS),
+			server, min.CPUCores/min.RPS*1e6, store, f.CPUMicrosPerEvt, total, verdict, r.Machine.Cores),
+	}
 }
 
 // targets checks the issue's targets for each ConvoSphere system.
@@ -139,6 +199,15 @@ func (r *Run) versions() string {
 	return strings.Join(parts, ", ")
 }
 
+// allNotes are the notes of a run: the systems', the store floor's, the run's.
+func allNotes(r *Run) []string {
+	out := notes(r.Results)
+	if n := floorNote(r.StoreFloor); n != "" {
+		out = append(out, n)
+	}
+	return append(out, r.Notes...)
+}
+
 // textReport is what the command prints.
 func textReport(r *Run) string {
 	var b strings.Builder
@@ -148,10 +217,10 @@ func textReport(r *Run) string {
 		b.WriteString(table(r.Results))
 		b.WriteString("\n")
 	}
-	for _, n := range append(notes(r.Results), r.Notes...) {
+	for _, n := range allNotes(r) {
 		fmt.Fprintf(&b, "- %s\n", n)
 	}
-	for _, t := range targets(r.Results) {
+	for _, t := range append(targets(r.Results), budget(r)...) {
 		fmt.Fprintf(&b, "- %s\n", t)
 	}
 	for _, f := range r.Failures {
@@ -239,7 +308,7 @@ func renderSection(r *Run, plotLinks []string) (string, error) {
 		b.WriteString(table(r.Results))
 		b.WriteString("\n")
 	}
-	for _, n := range append(notes(r.Results), r.Notes...) {
+	for _, n := range allNotes(r) {
 		fmt.Fprintf(&b, "- %s\n", n)
 	}
 	for _, f := range r.Failures {
@@ -252,6 +321,12 @@ func renderSection(r *Run, plotLinks []string) (string, error) {
 		b.WriteString("\n### Targets\n\n")
 		for _, t := range ts {
 			fmt.Fprintf(&b, "- %s\n", t)
+		}
+	}
+	if bs := budget(r); len(bs) > 0 {
+		b.WriteString("\n### What this machine allows\n\n")
+		for _, t := range bs {
+			fmt.Fprintf(&b, "%s\n", t)
 		}
 	}
 	data, err := section.DataComment(r)
@@ -285,6 +360,16 @@ Systems:
 - **bolt**: a minimal Slack Bolt for JavaScript app (` + "`bench/slack/bolt`" + `): the default HTTP
   receiver and an ` + "`app_mention`" + ` listener that does nothing, so Bolt only acks. Token verification is
   off and the bot's ids are given, so Bolt calls no Web API method, not even ` + "`auth.test`" + `.
+- **go-minimal**: a reference point for the machine, not a system under test
+  (` + "`bench/slack/goack`" + `): the smallest Slack app in Go, net/http and slack-go's
+  ` + "`SecretsVerifier`" + `, acking every signed request with 200 without decoding or storing it. What it
+  reaches is what these clients let any Go server reach here.
+
+Before the systems, the **store floor** measures the embedded store's inbox write alone: as many
+goroutines as the load has clients call the SQLite store's ` + "`Enqueue`" + ` in the bench process (the
+group commit that a bot's ack waits for) with distinct events shaped like the Slack adapter's, for
+` + "`-store-floor`" + ` (10 s by default); its CPU time per event is what that write costs, however fast the
+code around it.
 
 Outbound Slack Web API calls (the bot answering the events after the ack) go to a stub served
 by the bench; they are counted for information and are not part of the ack.

@@ -57,11 +57,16 @@ type Result struct {
 	WarmupErrors   int              `json:"warmup_errors"`
 	PeakRSSBytes   int64            `json:"peak_rss_bytes"` // VmHWM of the server process
 	EndRSSBytes    int64            `json:"end_rss_bytes"`  // VmRSS after the load
-	CPUCores       float64          `json:"server_cpu_cores"`
-	ClientCPUCores float64          `json:"client_cpu_cores"` // the bench process: clients and stub
-	ErrorsBy       map[string]int   `json:"errors_by,omitempty"`
-	StubCalls      map[string]int   `json:"stub_calls,omitempty"`
-	Failed         string           `json:"failed,omitempty"`
+	// EndRSSAnonBytes and EndRSSFileBytes split EndRSSBytes: memory of the
+	// process's own (heap, stacks, caches) and pages of files it maps (its
+	// executable's code and read-only data, shared libraries).
+	EndRSSAnonBytes int64          `json:"end_rss_anon_bytes,omitempty"`
+	EndRSSFileBytes int64          `json:"end_rss_file_bytes,omitempty"`
+	CPUCores        float64        `json:"server_cpu_cores"`
+	ClientCPUCores  float64        `json:"client_cpu_cores"` // the bench process: clients and stub
+	ErrorsBy        map[string]int `json:"errors_by,omitempty"`
+	StubCalls       map[string]int `json:"stub_calls,omitempty"`
+	Failed          string         `json:"failed,omitempty"`
 }
 
 // measure starts the system, loads it and stops it. A result comes back
@@ -75,6 +80,8 @@ func (e *environment) measure(ctx context.Context, name string) (*Result, error)
 	switch name {
 	case systemBolt:
 		srv, err = e.startBolt(ctx)
+	case systemGoMinimal:
+		srv, err = e.startGoMinimal(ctx)
 	default:
 		srv, err = e.startBot(ctx, name)
 	}
@@ -98,7 +105,8 @@ func (e *environment) measure(ctx context.Context, name string) (*Result, error)
 	cpu1, self1, wall := benchkit.ProcCPUSeconds(pid), benchkit.SelfCPUSeconds(), time.Since(t0).Seconds()
 	res := &Result{System: name, Description: info.Description, Requests: lr.Requests, Errors: lr.Errors,
 		Seconds: lr.Seconds, Latency: benchkit.Summarise(lr.Latencies), WarmupRequests: lr.WarmupRequests,
-		WarmupErrors: lr.WarmupErrors, PeakRSSBytes: benchkit.ProcStatusBytes(pid, "VmHWM"), EndRSSBytes: benchkit.ProcStatusBytes(pid, "VmRSS")}
+		WarmupErrors: lr.WarmupErrors, PeakRSSBytes: benchkit.ProcStatusBytes(pid, "VmHWM"), EndRSSBytes: benchkit.ProcStatusBytes(pid, "VmRSS"),
+		EndRSSAnonBytes: benchkit.ProcStatusBytes(pid, "RssAnon"), EndRSSFileBytes: benchkit.ProcStatusBytes(pid, "RssFile")}
 	if lr.Seconds > 0 {
 		res.RPS = float64(lr.Requests) / lr.Seconds
 	}
@@ -111,7 +119,7 @@ func (e *environment) measure(ctx context.Context, name string) (*Result, error)
 	if len(lr.ErrorsBy) > 0 {
 		res.ErrorsBy = lr.ErrorsBy
 	}
-	if name != systemBolt {
+	if name == systemEmbedded || name == systemPostgres {
 		// Let the workers answer some events: for information only.
 		select {
 		case <-ctx.Done():
@@ -189,6 +197,33 @@ func (e *environment) buildBot(ctx context.Context) error {
 	}
 	e.botBin = bin
 	return nil
+}
+
+// startGoMinimal builds and runs bench/slack/goack, the reference app.
+func (e *environment) startGoMinimal(ctx context.Context) (*benchkit.Server, error) {
+	bin := filepath.Join(e.tmp, "goack")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./bench/slack/goack")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return nil, fmt.Errorf("go build ./bench/slack/goack: %w", err)
+	}
+	port, err := benchkit.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	cmd := exec.Command(bin)
+	cmd.Env = append(benchkit.WithoutPrefix(os.Environ(), "CONVOSPHERE_"), "ADDR="+addr, "SLACK_SIGNING_SECRET="+e.secret)
+	srv, err := benchkit.StartServer(systemGoMinimal, cmd, filepath.Join(e.tmp, "goack.log"))
+	if err != nil {
+		return nil, err
+	}
+	srv.URL = "http://" + addr
+	if err := srv.WaitReady(ctx, readyTimeout, benchkit.TCPReady(addr)); err != nil {
+		srv.Stop()
+		return nil, err
+	}
+	return srv, nil
 }
 
 // startBot runs cmd/bot on a fresh data directory with its Slack adapter in

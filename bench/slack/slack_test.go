@@ -264,3 +264,40 @@ func TestRunLoad(t *testing.T) {
 		t.Errorf("took %s to give up on a server that answers 404", time.Since(start))
 	}
 }
+
+func TestBudget(t *testing.T) {
+	run := &Run{Machine: benchkit.Machine{Cores: 2},
+		StoreFloor: &StoreFloor{Concurrency: 32, Events: 300_000, Seconds: 10, EventsPerSec: 30_000, CPUCores: 0.75, CPUMicrosPerEvt: 25},
+		Results: []*Result{
+			{System: systemBolt, RPS: 8_000},
+			// 40,000 requests/s on 1 core: 25 µs each; clients 0.8 cores: 20 µs each.
+			{System: systemGoMinimal, RPS: 40_000, CPUCores: 1, ClientCPUCores: 0.8},
+		}}
+	got := strings.Join(budget(run), "\n")
+	for _, want := range []string{
+		"5× Bolt's rate is 40000 acks/s",
+		"the clients need 0.80 cores (20.0 µs per request",
+		"acks 1.00 cores (go-minimal: 25.0 µs per request)",
+		"inbox write alone 1.00 cores (store floor: 25.0 µs per event)",
+		"2.80 cores, more than the machine's 2",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("budget lacks %q:\n%s", want, got)
+		}
+	}
+	// Without the reference or the floor there is nothing to work out.
+	run.StoreFloor = nil
+	if b := budget(run); b != nil {
+		t.Errorf("budget without a store floor = %q, want none", b)
+	}
+	if n := floorNote(&StoreFloor{Concurrency: 32, Events: 10, EventsPerSec: 1, CPUCores: 0.5, CPUMicrosPerEvt: 20}); !strings.Contains(n, "20.0 µs of CPU per event") {
+		t.Errorf("floorNote = %q", n)
+	}
+}
+
+func TestStoreFloor(t *testing.T) {
+	f := measureStoreFloor(t.Context(), t.TempDir(), 4, 300*time.Millisecond)
+	if f.Failed != "" || f.Events == 0 || f.CPUMicrosPerEvt <= 0 {
+		t.Fatalf("store floor = %+v, want events stored and a CPU cost", f)
+	}
+}
