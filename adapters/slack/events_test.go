@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -205,6 +206,24 @@ func TestBodyCap(t *testing.T) {
 	body := eventBody("Ev1", mention("<@UBOT> "+strings.Repeat("x", 5000), "1.1", ""))
 	if w := serve(h, request("/slack/events", "application/json", body, time.Now().Unix(), testSecret)); w.Code != http.StatusRequestEntityTooLarge {
 		t.Errorf("status = %d, want 413", w.Code)
+	}
+}
+
+// TestReadBody: readBody answers as io.ReadAll over the capped body does,
+// whatever the Content-Length says (right, missing, too small, too large,
+// over the cap, over what it allocates up front).
+func TestReadBody(t *testing.T) {
+	const limit = 2 * presizeMax
+	for _, size := range []int{0, 1, 511, 512, 513, presizeMax - 1, presizeMax, presizeMax + 1, limit - 1, limit, limit + 1, 3 * limit} {
+		body := bytes.Repeat([]byte("x"), size)
+		for _, contentLength := range []int64{-1, 0, 1, int64(size) - 1, int64(size), int64(size) + 1, presizeMax, limit, limit + 1} {
+			capped := func() io.Reader { return http.MaxBytesReader(httptest.NewRecorder(), httpBody(body), limit) }
+			want, wantErr := io.ReadAll(capped())
+			got, err := readBody(capped(), contentLength, limit)
+			if !bytes.Equal(got, want) || fmt.Sprint(err) != fmt.Sprint(wantErr) {
+				t.Errorf("size %d, Content-Length %d: read %d bytes (%v), io.ReadAll %d (%v)", size, contentLength, len(got), err, len(want), wantErr)
+			}
+		}
 	}
 }
 

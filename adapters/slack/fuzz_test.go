@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -278,6 +280,33 @@ func FuzzVerify(f *testing.F) {
 		}
 		send("timestamp moved", body, strconv.FormatInt(stamp+1, 10), sig2, false)
 		send("signature truncated", body, sts, sig2[:len(sig2)-2], false)
+	})
+}
+
+// slackMarkup is the regexp replaceMarkup stands for.
+var slackMarkup = regexp.MustCompile(`<([^<>]*)>`)
+
+// FuzzReplaceMarkup: replaceMarkup replaces what the regexp's
+// ReplaceAllStringFunc replaces, in the same order, to the same text.
+func FuzzReplaceMarkup(f *testing.F) {
+	for _, s := range []string{
+		"<@UBOT> ask <@U7|ada> about <https://x.example/a|the doc> in <#C9|ops> &amp; <!here>",
+		"plain", "", "<", ">", "<>", "<<>>", "<a<b>c>", "a>b<c", "<a>>", "<<a>", "< \xff\xfe <\xc3\xa9|é> \xe2\x82",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var got, want []string
+		mark := func(calls *[]string) func(string) string {
+			return func(m string) string {
+				*calls = append(*calls, m)
+				return "[" + strconv.Itoa(len(*calls)) + "]"
+			}
+		}
+		out, wantOut := replaceMarkup(s, mark(&got)), slackMarkup.ReplaceAllStringFunc(s, mark(&want))
+		if out != wantOut || !reflect.DeepEqual(got, want) {
+			t.Fatalf("replaceMarkup(%q) = %q replacing %q, the regexp %q replacing %q", s, out, got, wantOut, want)
+		}
 	})
 }
 
