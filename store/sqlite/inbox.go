@@ -100,6 +100,11 @@ type enqueued struct {
 // enqueueBatch inserts normalised events in one transaction.
 func (db *DB) enqueueBatch(ctx context.Context, evs []*engine.InboxEvent) []enqueued {
 	results := make([]enqueued, len(evs))
+	// Before the writes waiting for the writer: a platform waits for the ack.
+	if err := db.w.gate.enter(ctx, true); err != nil {
+		return failAll(results, err)
+	}
+	defer db.w.gate.leave()
 	if db.enqueueStmt == nil {
 		// Batches run one at a time (GroupCommit), so this needs no lock.
 		stmt, err := db.w.PrepareContext(ctx, enqueueSQL)

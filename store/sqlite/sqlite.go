@@ -119,7 +119,9 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	}
 	r.SetMaxOpenConns(cfg.MaxReadConns)
 	r.SetMaxIdleConns(cfg.MaxReadConns)
-	db := &DB{cfg: cfg, w: newPool(w), r: newPool(r), log: cfg.Logger.With("component", "store", "driver", "sqlite")}
+	wp := newPool(w)
+	wp.gate = &writeGate{}
+	db := &DB{cfg: cfg, w: wp, r: newPool(r), log: cfg.Logger.With("component", "store", "driver", "sqlite")}
 	db.enqueue.Run = db.enqueueBatch
 	if !cfg.SkipMigrations {
 		if err := db.Migrate(ctx); err != nil {
@@ -239,6 +241,11 @@ func migrationFiles() ([]migration, error) {
 // write runs fn in an IMMEDIATE transaction on the writer connection and
 // commits when fn returns nil.
 func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	leave, err := db.w.enter(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer leave()
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)

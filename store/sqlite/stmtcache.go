@@ -17,6 +17,7 @@ import (
 // connection, and a transaction holds the writer's only one.
 type pool struct {
 	*sql.DB
+	gate *writeGate // the writer's: orders its users (nil for the readers)
 
 	mu    sync.RWMutex
 	stmts map[string]*sql.Stmt
@@ -60,8 +61,25 @@ func (p *pool) stmt(ctx context.Context, query string) *sql.Stmt {
 	return st
 }
 
+// enter takes the writer's gate, when p has one, as a write that is not
+// urgent; the returned function releases it.
+func (p *pool) enter(ctx context.Context) (func(), error) {
+	if p.gate == nil {
+		return func() {}, nil
+	}
+	if err := p.gate.enter(ctx, false); err != nil {
+		return nil, err
+	}
+	return p.gate.leave, nil
+}
+
 // ExecContext runs query with args on a cached prepared statement.
 func (p *pool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	leave, err := p.enter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
 	if st := p.stmt(ctx, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -70,6 +88,11 @@ func (p *pool) ExecContext(ctx context.Context, query string, args ...any) (sql.
 
 // QueryContext runs query with args on a cached prepared statement.
 func (p *pool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	leave, err := p.enter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
 	if st := p.stmt(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -78,6 +101,11 @@ func (p *pool) QueryContext(ctx context.Context, query string, args ...any) (*sq
 
 // QueryRowContext runs query with args on a cached prepared statement.
 func (p *pool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	leave, err := p.enter(ctx)
+	if err != nil {
+		return p.DB.QueryRowContext(ctx, query, args...) // ctx has ended: the row holds its error
+	}
+	defer leave()
 	if st := p.stmt(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
