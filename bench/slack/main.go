@@ -30,6 +30,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -37,6 +38,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -61,6 +63,7 @@ type options struct {
 	out         string
 	databaseURL string
 	floor       time.Duration
+	rounds      int
 }
 
 // systemInfo describes a system under test.
@@ -137,6 +140,7 @@ func run() error {
 	fs.IntVar(&o.requests, "requests", 0, "measured requests per system instead of -duration (0: use -duration)")
 	fs.IntVar(&o.concurrency, "concurrency", 32, "concurrent clients, each on its own keep-alive connection")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "load before the measured window, left out of the results")
+	fs.IntVar(&o.rounds, "rounds", 3, "rounds: every system is measured once per round, in turn; the table shows each system's median round")
 	fs.DurationVar(&o.floor, "store-floor", 10*time.Second, "how long to measure the embedded store's inbox write alone, before the systems (0: skip)")
 	fs.StringVar(&o.out, "out", "", "Markdown file whose Slack section is written (e.g. docs/benchmarks.md); empty: print only")
 	fs.StringVar(&o.databaseURL, "database-url", os.Getenv("CONVOSPHERE_TEST_POSTGRES_URL"), "PostgreSQL for convosphere-postgres (a fresh database is created on it when allowed); empty: scripts/services.sh postgres")
@@ -149,6 +153,9 @@ func run() error {
 	var err error
 	if o.systems, err = parseSystems(systemsFlag); err != nil {
 		return err
+	}
+	if o.rounds < 1 {
+		return errors.New("-rounds must be at least 1")
 	}
 	if o.concurrency < 1 {
 		return errors.New("-concurrency must be at least 1")
@@ -167,6 +174,23 @@ func run() error {
 	return parent(ctx, o)
 }
 
+// medianRound is the round of a system with the median requests/s (of an
+// even number, the slower of the middle two); a failed round counts only
+// when every round failed.
+func medianRound(all []*Result) *Result {
+	var ok []*Result
+	for _, r := range all {
+		if r.Failed == "" {
+			ok = append(ok, r)
+		}
+	}
+	if len(ok) == 0 {
+		return all[len(all)-1]
+	}
+	slices.SortStableFunc(ok, func(a, b *Result) int { return cmp.Compare(a.RPS, b.RPS) })
+	return ok[(len(ok)-1)/2]
+}
+
 // Run is everything one invocation measured, with where and how.
 type Run struct {
 	Date        time.Time        `json:"date"`
@@ -178,10 +202,12 @@ type Run struct {
 	Bolt        string           `json:"bolt,omitempty"`
 	PostgreSQL  string           `json:"postgresql,omitempty"`
 	Concurrency int              `json:"concurrency"`
+	RoundCount  int              `json:"round_count,omitempty"` // -rounds
 	Warmup      string           `json:"warmup"`
 	Duration    string           `json:"duration,omitempty"`
 	Requests    int              `json:"requests,omitempty"`
-	Results     []*Result        `json:"results"`
+	Results     []*Result        `json:"results"`          // per system, its median round
+	Rounds      []*Result        `json:"rounds,omitempty"` // every round, when there were several
 	StoreFloor  *StoreFloor      `json:"store_floor,omitempty"`
 	Failures    []string         `json:"failures,omitempty"`
 	Notes       []string         `json:"notes,omitempty"`
@@ -189,7 +215,7 @@ type Run struct {
 
 func parent(ctx context.Context, o options) error {
 	r := &Run{Date: time.Now().UTC(), Command: benchkit.Command("bench/slack", os.Args[1:]), Machine: benchkit.ReadMachine(), Load: benchkit.LoadAverage(),
-		Go: runtime.Version(), Concurrency: o.concurrency, Warmup: o.warmup.String()}
+		Go: runtime.Version(), Concurrency: o.concurrency, RoundCount: o.rounds, Warmup: o.warmup.String()}
 	if o.requests > 0 {
 		r.Requests = o.requests
 	} else {
@@ -217,20 +243,45 @@ func parent(ctx context.Context, o options) error {
 		r.StoreFloor = measureStoreFloor(ctx, tmp, o.concurrency, o.floor)
 		benchkit.Logf("store floor: %.0f events/s, %.1f µs of CPU per event %s", r.StoreFloor.EventsPerSec, r.StoreFloor.CPUMicrosPerEvt, r.StoreFloor.Failed)
 	}
-	for _, name := range o.systems {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		res, err := env.measure(ctx, name)
-		if res != nil {
-			r.Results = append(r.Results, res)
-		}
-		if err != nil {
+	// Rounds: every system once per round, in turn, so that a slow spell
+	// of a shared machine falls on all of them; a system that fails is not
+	// measured again.
+	rounds := map[string][]*Result{}
+	failed := map[string]bool{}
+	for round := 1; round <= o.rounds; round++ {
+		for _, name := range o.systems {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			benchkit.Logf("%s failed: %v", name, err)
-			r.Failures = append(r.Failures, fmt.Sprintf("%s: %v", name, err))
+			if failed[name] {
+				continue
+			}
+			if o.rounds > 1 {
+				benchkit.Logf("%s: round %d of %d", name, round, o.rounds)
+			}
+			res, err := env.measure(ctx, name)
+			if res != nil {
+				res.Round = round
+				rounds[name] = append(rounds[name], res)
+			}
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				benchkit.Logf("%s failed: %v", name, err)
+				r.Failures = append(r.Failures, fmt.Sprintf("%s: %v", name, err))
+				failed[name] = true
+			}
+		}
+	}
+	for _, name := range o.systems {
+		all := rounds[name]
+		if len(all) == 0 {
+			continue
+		}
+		r.Results = append(r.Results, medianRound(all))
+		if len(all) > 1 {
+			r.Rounds = append(r.Rounds, all...)
 		}
 	}
 	fmt.Println()

@@ -181,7 +181,11 @@ func (r *Run) load() string {
 	if r.Requests > 0 {
 		what = fmt.Sprintf("%d requests per system", r.Requests)
 	}
-	return fmt.Sprintf("%d concurrent keep-alive clients, %s after a %s warm-up", r.Concurrency, what, r.Warmup)
+	load := fmt.Sprintf("%d concurrent keep-alive clients, %s after a %s warm-up", r.Concurrency, what, r.Warmup)
+	if r.RoundCount > 1 {
+		load += fmt.Sprintf(", %d rounds", r.RoundCount)
+	}
+	return load
 }
 
 // versions lists the software versions of a run.
@@ -199,9 +203,33 @@ func (r *Run) versions() string {
 	return strings.Join(parts, ", ")
 }
 
-// allNotes are the notes of a run: the systems', the store floor's, the run's.
+// roundNotes list every round of each system, when there were several.
+func roundNotes(r *Run) []string {
+	var out []string
+	for _, chosen := range r.Results {
+		var parts []string
+		for _, x := range r.Rounds {
+			if x.System != chosen.System {
+				continue
+			}
+			if x.Failed != "" {
+				parts = append(parts, fmt.Sprintf("round %d failed", x.Round))
+				continue
+			}
+			parts = append(parts, fmt.Sprintf("%s/s, p99 %s ms, peak RSS %s", benchkit.Rate(x.RPS), benchkit.MS(x.Latency.P99), benchkit.MiB(x.PeakRSSBytes)))
+		}
+		if len(parts) > 1 {
+			out = append(out, fmt.Sprintf("%s, every round in order: %s; the table shows round %d, the median by requests/s",
+				chosen.System, strings.Join(parts, "; "), chosen.Round))
+		}
+	}
+	return out
+}
+
+// allNotes are the notes of a run: the systems', their rounds', the store
+// floor's, the run's.
 func allNotes(r *Run) []string {
-	out := notes(r.Results)
+	out := append(notes(r.Results), roundNotes(r)...)
 	if n := floorNote(r.StoreFloor); n != "" {
 		out = append(out, n)
 	}
@@ -345,7 +373,10 @@ keep-alive connection, from the bench process (on the same machine: the clients,
 signing and the server share the cores). Ack latency is from sending a request to having read
 the whole answer; requests/s counts the requests answered in the measured window; the warm-up
 is left out. An answer other than 2xx is an error, and a system with more than 1% errors is
-not counted. Each system runs as a child process started fresh for the run, and its peak RSS
+not counted. Each system runs as a child process started fresh for each round (by default three rounds,
+every system once per round, in turn, so that a slow spell of a shared machine does not fall on
+one system alone); the table shows each system's median round by requests/s, and the notes
+list every round. A system's peak RSS
 is the server process's VmHWM from /proc (the node process for Bolt), read after the load;
 "server CPU" is the process's CPU time over the load divided by its wall time, and "client
 CPU" the same for the bench process (the clients, their signing and the Web API stub): on a

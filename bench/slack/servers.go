@@ -67,6 +67,7 @@ type Result struct {
 	ErrorsBy        map[string]int `json:"errors_by,omitempty"`
 	StubCalls       map[string]int `json:"stub_calls,omitempty"`
 	Failed          string         `json:"failed,omitempty"`
+	Round           int            `json:"round,omitempty"` // of -rounds
 }
 
 // measure starts the system, loads it and stops it. A result comes back

@@ -301,3 +301,30 @@ func TestStoreFloor(t *testing.T) {
 		t.Fatalf("store floor = %+v, want events stored and a CPU cost", f)
 	}
 }
+
+func TestMedianRound(t *testing.T) {
+	rounds := []*Result{
+		{System: systemEmbedded, Round: 1, RPS: 9_000},
+		{System: systemEmbedded, Round: 2, RPS: 11_000},
+		{System: systemEmbedded, Round: 3, RPS: 10_000},
+	}
+	if got := medianRound(rounds); got.Round != 3 {
+		t.Errorf("median of 9000, 11000, 10000 requests/s: round %d, want 3", got.Round)
+	}
+	if got := medianRound(rounds[:2]); got.Round != 1 {
+		t.Errorf("median of two: round %d, want the slower (1)", got.Round)
+	}
+	rounds[2].Failed = "404"
+	if got := medianRound(rounds); got.Round != 1 {
+		t.Errorf("with round 3 failed: round %d, want 1 (the slower of the two that ran)", got.Round)
+	}
+	failed := []*Result{{Round: 1, Failed: "x"}, {Round: 2, Failed: "y"}}
+	if got := medianRound(failed); got.Round != 2 {
+		t.Errorf("all failed: round %d, want the last", got.Round)
+	}
+	run := &Run{Results: []*Result{rounds[0]}, Rounds: rounds}
+	notes := strings.Join(roundNotes(run), "\n")
+	if !strings.Contains(notes, "9000/s, p99 0.00 ms") || !strings.Contains(notes, "round 3 failed") || !strings.Contains(notes, "the table shows round 1") {
+		t.Errorf("round notes: %s", notes)
+	}
+}
