@@ -14,3 +14,9 @@ func (db *DB) EnqueueBatch(ctx context.Context, evs []*engine.InboxEvent) []erro
 	}
 	return errs
 }
+
+// ClaimSQL and ClaimSettings are what Claim runs, for plan tests.
+var (
+	ClaimSQL      = claimSQL
+	ClaimSettings = claimSettings
+)
