@@ -36,11 +36,8 @@ type consoleBin struct {
 // buildConsole builds ./cmd/console into dir.
 func buildConsole(ctx context.Context, dir string) (string, error) {
 	bin := filepath.Join(dir, "console")
-	benchkit.Logf("building ./cmd/console")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/console")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/console: %w", err)
+	if err := benchkit.Build(ctx, "./cmd/console", bin); err != nil {
+		return "", err
 	}
 	return bin, nil
 }

@@ -73,11 +73,8 @@ func (e *environment) build(ctx context.Context) error {
 	}
 	for _, t := range targets {
 		bin := filepath.Join(e.tmp, t[0])
-		benchkit.Logf("building %s", t[1])
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, t[1])
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("go build %s: %w", t[1], err)
+		if err := benchkit.Build(ctx, t[1], bin); err != nil {
+			return err
 		}
 		if t[0] == "bot" {
 			e.botBin = bin

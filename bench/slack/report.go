@@ -376,7 +376,9 @@ is left out. An answer other than 2xx is an error, and a system with more than 1
 not counted. Each system runs as a child process started fresh for each round (by default three rounds,
 every system once per round, in turn, so that a slow spell of a shared machine does not fall on
 one system alone); the table shows each system's median round by requests/s, and the notes
-list every round. A system's peak RSS
+list every round. The Go binaries are built for the run and then dropped from the page cache, so
+that they start as deployed ones do, read from disk (run straight from the pages the linker
+wrote, the bot showed 2 to 10 MiB more file-backed memory). A system's peak RSS
 is the server process's VmHWM from /proc (the node process for Bolt), read after the load;
 "server CPU" is the process's CPU time over the load divided by its wall time, and "client
 CPU" the same for the bench process (the clients, their signing and the Web API stub): on a

@@ -190,11 +190,8 @@ func (e *environment) buildBot(ctx context.Context) error {
 		return nil
 	}
 	bin := filepath.Join(e.tmp, "bot")
-	benchkit.Logf("building ./cmd/bot")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/bot")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go build ./cmd/bot: %w", err)
+	if err := benchkit.Build(ctx, "./cmd/bot", bin); err != nil {
+		return err
 	}
 	e.botBin = bin
 	return nil
@@ -203,10 +200,8 @@ func (e *environment) buildBot(ctx context.Context) error {
 // startGoMinimal builds and runs bench/slack/goack, the reference app.
 func (e *environment) startGoMinimal(ctx context.Context) (*benchkit.Server, error) {
 	bin := filepath.Join(e.tmp, "goack")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./bench/slack/goack")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return nil, fmt.Errorf("go build ./bench/slack/goack: %w", err)
+	if err := benchkit.Build(ctx, "./bench/slack/goack", bin); err != nil {
+		return nil, err
 	}
 	port, err := benchkit.FreePort()
 	if err != nil {

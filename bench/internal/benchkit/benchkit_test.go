@@ -1,6 +1,7 @@
 package benchkit
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -259,5 +260,22 @@ func TestTailWriter(t *testing.T) {
 	}
 	if got := WithoutPrefix([]string{"A=1", "CONVOSPHERE_X=2", "B=3"}, "CONVOSPHERE_"); strings.Join(got, ",") != "A=1,B=3" {
 		t.Errorf("WithoutPrefix = %v", got)
+	}
+}
+
+func TestEvict(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bin")
+	want := bytes.Repeat([]byte("binary "), 10_000)
+	if err := os.WriteFile(path, want, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := Evict(path); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("after Evict the file reads %d bytes (%v), want it unchanged", len(got), err)
+	}
+	if err := Evict(filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Error("Evict of a missing file: no error")
 	}
 }
