@@ -210,7 +210,13 @@ func (e *environment) startGoMinimal(ctx context.Context) (*benchkit.Server, err
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	cmd := exec.Command(bin)
 	cmd.Env = append(benchkit.WithoutPrefix(os.Environ(), "CONVOSPHERE_"), "ADDR="+addr, "SLACK_SIGNING_SECRET="+e.secret)
-	srv, err := benchkit.StartServer(systemGoMinimal, cmd, filepath.Join(e.tmp, "goack.log"))
+	return e.startListening(ctx, systemGoMinimal, cmd, addr)
+}
+
+// startListening starts cmd, logging to the run's directory, and waits
+// until it accepts connections on addr (the apps have no health route).
+func (e *environment) startListening(ctx context.Context, name string, cmd *exec.Cmd, addr string) (*benchkit.Server, error) {
+	srv, err := benchkit.StartServer(name, cmd, filepath.Join(e.tmp, name+".log"))
 	if err != nil {
 		return nil, err
 	}
@@ -351,17 +357,7 @@ func (e *environment) startBolt(ctx context.Context) (*benchkit.Server, error) {
 		"SLACK_API_URL="+e.stub.APIURL(),
 		"NODE_ENV=production",
 	)
-	srv, err := benchkit.StartServer(systemBolt, cmd, filepath.Join(e.tmp, "bolt.log"))
-	if err != nil {
-		return nil, err
-	}
-	srv.URL = "http://" + addr
-	// The receiver has no health route: ready once it accepts connections.
-	if err := srv.WaitReady(ctx, readyTimeout, benchkit.TCPReady(addr)); err != nil {
-		srv.Stop()
-		return nil, err
-	}
-	return srv, nil
+	return e.startListening(ctx, systemBolt, cmd, addr)
 }
 
 // postgres is the URL of the database the postgres system runs on: a

@@ -1646,16 +1646,7 @@ func testConcurrentEnqueueFailureAlone(t *testing.T, s engine.Store) {
 	for i := range good {
 		want[fmt.Sprintf("G%02d", i)] = true
 	}
-	got := map[string]bool{}
-	for {
-		e, err := s.Claim(ctx, "w", time.Hour)
-		if engine.IsNotFound(err) {
-			break
-		}
-		Must(t, err)
-		got[e.EventID] = true
-	}
-	MustEqual(t, "stored events", got, want)
+	MustEqual(t, "stored events", claimAll(t, s), want)
 }
 
 // EnqueueBatchFailsAlone checks a store's group-commit batch writer (batch:
@@ -1682,16 +1673,21 @@ func EnqueueBatchFailsAlone(t *testing.T, s engine.Store, batch func(context.Con
 	if errs[0] != nil || errs[1] == nil || errs[2] != nil {
 		t.Errorf("batch results %v; want only the second (id taken) to fail", errs)
 	}
+	MustEqual(t, "stored events", claimAll(t, s), map[string]bool{"H-first": true, "H1": true, "H3": true})
+}
+
+// claimAll claims every ready event and returns their event ids.
+func claimAll(t *testing.T, s engine.Store) map[string]bool {
+	t.Helper()
 	got := map[string]bool{}
 	for {
-		e, err := s.Claim(ctx, "w", time.Hour)
+		e, err := s.Claim(t.Context(), "w", time.Hour)
 		if engine.IsNotFound(err) {
-			break
+			return got
 		}
 		Must(t, err)
 		got[e.EventID] = true
 	}
-	MustEqual(t, "stored events", got, map[string]bool{"H-first": true, "H1": true, "H3": true})
 }
 
 func testConcurrentWorkers(t *testing.T, s engine.Store) {
