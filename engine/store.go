@@ -146,6 +146,12 @@ type Inbox interface {
 	// DeadLetter gives up on a leased event.
 	DeadLetter(ctx context.Context, id, owner, errMsg string) error
 	InboxEventByID(ctx context.Context, id string) (*InboxEvent, error)
+	// PurgeInbox deletes up to limit done events last updated before
+	// before, oldest first, and returns how many it deleted. Unfinished and
+	// dead-lettered events stay. A purged event's id is forgotten: a
+	// platform delivering it again would have it handled again, so before
+	// must be far older than any redelivery (PurgeDone).
+	PurgeInbox(ctx context.Context, before time.Time, limit int) (int, error)
 }
 
 // OutboundMessage records a message posted to a platform for an inbound

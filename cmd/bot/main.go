@@ -200,6 +200,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
 	m.workers.Go(func() { _ = worker.Run(wctx) })
+	m.workers.Go(func() {
+		engine.RunInboxPurge(wctx, m.App.Store, cfg.Bot.InboxRetention, time.Hour, m.Logger.With("component", "inbox"))
+	})
 	if w, ok := m.App.Index.(interface{ Warm(context.Context) error }); ok {
 		// Load the knowledge bases' search postings now, in the background,
 		// not on the first question.

@@ -163,6 +163,22 @@ var claimSQL = `WITH next AS (
 	FROM next WHERE i.id = next.id
 	RETURNING ` + prefixed("i", inboxColumns)
 
+// PurgeInbox deletes up to limit done events updated before before,
+// oldest first. It walks the table in seq order, where old done events
+// come first, so a batch reads about as many rows as it deletes.
+func (db *DB) PurgeInbox(ctx context.Context, before time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, engine.Errorf(engine.EINVALID, "Purging the inbox needs a positive limit.")
+	}
+	tag, err := db.pool.Exec(ctx, `DELETE FROM inbox_events WHERE seq IN (
+		SELECT seq FROM inbox_events WHERE status = 'done' AND updated_at < $1 ORDER BY seq LIMIT $2)`,
+		engine.StoredTime(before), limit)
+	if err != nil {
+		return 0, fmt.Errorf("purge inbox: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
 // claimSettings pin the claim's plan, within its transaction, to the one
 // that stays cheap with any backlog: walk inbox_events_unfinished in seq
 // order, look up each candidate's thread in inbox_events_thread, stop at

@@ -142,6 +142,26 @@ func failAll(results []enqueued, err error) []enqueued {
 	return results
 }
 
+// PurgeInbox deletes up to limit done events updated before before,
+// oldest first. It walks the table in seq order, where old done events
+// come first, so a batch reads about as many rows as it deletes.
+func (db *DB) PurgeInbox(ctx context.Context, before time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, engine.Errorf(engine.EINVALID, "Purging the inbox needs a positive limit.")
+	}
+	res, err := db.w.ExecContext(ctx, `DELETE FROM inbox_events WHERE seq IN (
+		SELECT seq FROM inbox_events WHERE status = 'done' AND updated_at < ? ORDER BY seq LIMIT ?)`,
+		encTime(before), limit)
+	if err != nil {
+		return 0, fmt.Errorf("purge inbox: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("purge inbox: %w", err)
+	}
+	return int(n), nil
+}
+
 // Claim leases the oldest available event (pending and due, or leased with
 // an expired lease) whose thread has no older unfinished event and no other
 // event under an unexpired lease, incrementing Attempts. ENOTFOUND when

@@ -62,6 +62,7 @@ func Run(t *testing.T, open func(tb testing.TB) engine.Store) {
 		{"ConcurrentClaimersGetDistinctEvents", testConcurrentClaimers},
 		{"ConcurrentEnqueueStoresEachEventOnce", testConcurrentEnqueue},
 		{"ConcurrentEnqueueFailureFailsAlone", testConcurrentEnqueueFailureAlone},
+		{"InboxPurge", testInboxPurge},
 		{"Preferences", testPreferences},
 		{"PlatformStatus", testPlatformStatus},
 		{"ToolCallAudit", testToolCallAudit},
@@ -1478,6 +1479,59 @@ func testInboxRetry(t *testing.T, s engine.Store) {
 	Must(t, err)
 	if waiting.Status != engine.EventPending || waiting.Attempts != 0 {
 		t.Fatalf("event waiting behind a retried one = %+v", waiting)
+	}
+}
+
+// testInboxPurge: PurgeInbox deletes done events updated before the
+// cutoff, oldest first, at most limit; unfinished and dead-lettered events
+// stay; a purged event's id can be stored again.
+func testInboxPurge(t *testing.T, s engine.Store) {
+	ctx := t.Context()
+	finish := func(id string) *engine.InboxEvent {
+		e := mustEnqueue(t, s, event(engine.PlatformSlack, id, "thread-"+id))
+		e = mustClaim(t, s, "w", time.Hour, e)
+		Must(t, s.Complete(ctx, e.ID, "w"))
+		return e
+	}
+	a, b := finish("PA"), finish("PB")
+	time.Sleep(5 * time.Millisecond)
+	cutoff := time.Now()
+	time.Sleep(5 * time.Millisecond)
+	finish("PC") // done after the cutoff
+	dead := mustEnqueue(t, s, event(engine.PlatformSlack, "PD", "thread-PD"))
+	mustClaim(t, s, "w", time.Hour, dead)
+	Must(t, s.DeadLetter(ctx, dead.ID, "w", "gave up"))
+	leased := mustClaim(t, s, "w", time.Hour, mustEnqueue(t, s, event(engine.PlatformSlack, "PE", "thread-PE")))
+	pending := mustEnqueue(t, s, event(engine.PlatformSlack, "PF", "thread-PF"))
+
+	_, err := s.PurgeInbox(ctx, cutoff, 0)
+	MustCode(t, err, engine.EINVALID)
+	n, err := s.PurgeInbox(ctx, cutoff, 1)
+	Must(t, err)
+	MustEqual(t, "deleted with limit 1", n, 1)
+	if _, err := s.InboxEventByID(ctx, a.ID); engine.ErrorCode(err) != engine.ENOTFOUND {
+		t.Fatalf("the oldest done event after the purge: %v, want ENOTFOUND", err)
+	}
+	n, err = s.PurgeInbox(ctx, cutoff, 100)
+	Must(t, err)
+	MustEqual(t, "deleted with limit 100", n, 1) // PB; PC is newer than the cutoff
+	if _, err := s.InboxEventByID(ctx, b.ID); engine.ErrorCode(err) != engine.ENOTFOUND {
+		t.Fatalf("PB after the purge: %v, want ENOTFOUND", err)
+	}
+	for _, e := range []*engine.InboxEvent{dead, leased, pending} {
+		if _, err := s.InboxEventByID(ctx, e.ID); err != nil {
+			t.Errorf("%s (%s) after the purge: %v, want it kept", e.EventID, e.Status, err)
+		}
+	}
+	n, err = s.PurgeInbox(ctx, time.Now().Add(time.Hour), 100)
+	Must(t, err)
+	MustEqual(t, "deleted once PC is older than the cutoff", n, 1)
+	// A purged id is forgotten: delivered again, the event is stored again.
+	again := event(engine.PlatformSlack, "PA", "thread-PA")
+	inserted, err := s.Enqueue(ctx, again)
+	Must(t, err)
+	if !inserted || again.ID == a.ID {
+		t.Errorf("PA delivered after its purge: inserted %v, id %s (was %s); want a new event", inserted, again.ID, a.ID)
 	}
 }
 

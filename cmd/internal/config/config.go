@@ -77,6 +77,9 @@ type Bot struct {
 	// SIGTERM; then they are interrupted with a note and handed back to
 	// the inbox for another replica (or the restarted bot) to finish.
 	ShutdownGrace time.Duration `mapstructure:"shutdown_grace" yaml:"shutdown_grace"`
+	// InboxRetention is how long a handled event stays in the inbox (its id
+	// recognises a platform delivering it again); 0 keeps them forever.
+	InboxRetention time.Duration `mapstructure:"inbox_retention" yaml:"inbox_retention"`
 }
 
 // Slack configures the Slack adapter; it is on when bot_token is set.
@@ -269,7 +272,7 @@ func Default() Config {
 	return Config{
 		DataDir:  "./data",
 		Console:  Console{Addr: "127.0.0.1:8080", SessionTTL: 12 * time.Hour, SessionIdleTimeout: 30 * time.Minute, MaxUploadBytes: 64 << 20},
-		Bot:      Bot{Addr: "127.0.0.1:8081", Workers: 4, ShutdownGrace: 20 * time.Second},
+		Bot:      Bot{Addr: "127.0.0.1:8081", Workers: 4, ShutdownGrace: 20 * time.Second, InboxRetention: 7 * 24 * time.Hour},
 		LLM:      LLM{APIType: "openai", Timeout: 2 * time.Minute, MaxRetries: 3},
 		Weaviate: Weaviate{Collection: "ConvoSphereChunk"},
 		Slack:    Slack{Mode: "http", APIURL: "https://slack.com/api/"},
@@ -383,6 +386,9 @@ func (c *Config) Validate() error {
 	}
 	if err := checkURL("redis.url", c.Redis.URL, "redis", "rediss"); err != nil {
 		return err
+	}
+	if r := c.Bot.InboxRetention; r != 0 && r < time.Hour {
+		return &Error{"bot.inbox_retention", fmt.Sprintf("%s is too short", r), "use at least 1h, longer than the platforms' redeliveries (default 168h; 0 keeps handled events forever)"}
 	}
 	if c.Bot.ShutdownGrace < 0 {
 		return &Error{"bot.shutdown_grace", "is negative", "use a duration such as 20s (0: answers in progress always finish before the bot stops)"}

@@ -37,6 +37,7 @@ func TestLoadDefaultsFileAndEnv(t *testing.T) {
 		{"env parses durations", c.Engine.StallTimeout, 10 * time.Second},
 		{"default kept", c.Bot.Addr, "127.0.0.1:8081"},
 		{"default message limit", c.Engine.MaxMessageBytes, 16384},
+		{"default inbox retention", c.Bot.InboxRetention, 7 * 24 * time.Hour},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
@@ -61,6 +62,7 @@ func TestLoadErrorsNameKeyAndFix(t *testing.T) {
 		{"short admin password", "", map[string]string{"CONVOSPHERE_ADMIN_PASSWORD": "short"}, "admin.password"},
 		{"bad duration", "", map[string]string{"CONVOSPHERE_ENGINE_TURN_TIMEOUT": "soon"}, "turn_timeout"},
 		{"message limit", "", map[string]string{"CONVOSPHERE_ENGINE_MAX_MESSAGE_BYTES": "0"}, "engine.max_message_bytes"},
+		{"inbox retention too short", "", map[string]string{"CONVOSPHERE_BOT_INBOX_RETENTION": "10m"}, "bot.inbox_retention"},
 		{"log level", "", map[string]string{"CONVOSPHERE_LOG_LEVEL": "loud"}, "log.level"},
 		{"slack mode", "", map[string]string{"CONVOSPHERE_SLACK_MODE": "rtm"}, "slack.mode"},
 		{"slack http without secret", "", map[string]string{"CONVOSPHERE_SLACK_BOT_TOKEN": "xoxb-1"}, "slack.signing_secret"},
